@@ -1,0 +1,15 @@
+//! Plumbing shared by every cnet service: one config story ([`config`]), serving gRPC on
+//! a Unix socket and optionally TCP with health, reflection and tower layers
+//! ([`server`]), connecting to other services ([`client`]), the sled store
+//! ([`store`]), logging ([`telemetry`]) and graceful shutdown ([`shutdown`]).
+
+pub mod client;
+pub mod config;
+pub mod server;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+
+/// Exit code for an invalid configuration (EX_CONFIG would be 78; EX_USAGE is what
+/// operators' tooling expects for bad flags and files).
+pub const EXIT_BAD_CONFIG: i32 = 64;
