@@ -1,0 +1,63 @@
+//! Clients of the services the gateway coordinates. Every call the gateway makes is
+//! idempotent (keyed by network, container or endpoint id), so a call that finds its
+//! service restarting is retried with backoff for a few seconds before giving up.
+
+use std::{future::Future, time::Duration};
+
+use cnet_proto::{
+    bridge::v1::bridge_agent_client::BridgeAgentClient, ipam::v1::ipam_client::IpamClient,
+};
+use tonic::{Code, Status, transport::Channel};
+
+#[derive(Clone)]
+pub struct Backends {
+    pub ipam: IpamClient<Channel>,
+    pub bridge: BridgeAgentClient<Channel>,
+}
+
+impl Backends {
+    pub fn connect(ipam: &str, bridge: &str) -> Result<Self, cnet_common::client::AddressError> {
+        Ok(Self {
+            ipam: IpamClient::new(cnet_common::client::channel(ipam)?),
+            bridge: BridgeAgentClient::new(cnet_common::client::channel(bridge)?),
+        })
+    }
+}
+
+/// Total time a call keeps retrying while its service is unreachable.
+const RETRY_BUDGET: Duration = Duration::from_secs(10);
+
+/// Runs `call` with a clone of `client` and `message` until it succeeds, fails with
+/// something other than UNAVAILABLE, or the retry budget is spent. `what` names the step
+/// for the error message.
+pub async fn retry<C, M, T, F, Fut>(
+    what: &str,
+    client: &C,
+    message: M,
+    mut call: F,
+) -> Result<T, Status>
+where
+    C: Clone,
+    M: Clone,
+    F: FnMut(C, M) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match call(client.clone(), message.clone()).await {
+            Ok(response) => return Ok(response.into_inner()),
+            Err(status)
+                if status.code() == Code::Unavailable && started.elapsed() < RETRY_BUDGET =>
+            {
+                tracing::debug!(step = what, %status, "service unavailable, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            Err(status) if status.code() == Code::Unavailable => {
+                return Err(Status::unavailable(format!("{what}: {}", status.message())));
+            }
+            Err(status) => return Err(status),
+        }
+    }
+}

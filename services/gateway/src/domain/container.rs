@@ -1,0 +1,101 @@
+//! A container as the gateway records it: its configuration, where it runs, and each
+//! network attachment with the lease it holds while running.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// Command run when the user gives none: keeps the sandbox alive, like `-itd centos`.
+pub const DEFAULT_COMMAND: &[&str] = &["sleep", "infinity"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    /// As requested: a network name or id ("bridge" by default).
+    pub network_mode: String,
+    /// Networks in connect order; the first one carries the default route.
+    pub attachments: Vec<Attachment>,
+    pub state: RunState,
+    pub created: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub exit_code: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network_id: String,
+    /// `--ip`, kept across restarts (NET-5).
+    pub static_ip: Option<Ipv4Addr>,
+    /// Present while the container runs: addresses are released on stop (NET-5).
+    pub lease: Option<Lease>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    pub ifname: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunState {
+    Created,
+    /// `start_ticks` is the process start time from /proc/<pid>/stat, which tells a
+    /// live process from a later one that reused its pid.
+    Running {
+        pid: u32,
+        start_ticks: u64,
+    },
+    Exited,
+}
+
+impl ContainerRecord {
+    pub fn pid(&self) -> Option<u32> {
+        match self.state {
+            RunState::Running { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, RunState::Running { .. })
+    }
+
+    /// The sandbox (network namespace) id the bridge agent knows this container by.
+    pub fn sandbox_id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn attached_to(&self, network_id: &str) -> bool {
+        self.attachments.iter().any(|a| a.network_id == network_id)
+    }
+}
+
+/// The bridge agent's endpoint id for a container on a network.
+pub fn endpoint_id(container_id: &str, network_id: &str) -> String {
+    format!("{container_id}/{network_id}")
+}
+
+/// Docker's MAC: `02:42` followed by the four IPv4 octets (NET-8).
+pub fn mac_for(address: Ipv4Addr) -> String {
+    let [a, b, c, d] = address.octets();
+    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_derives_from_the_address() {
+        assert_eq!(mac_for(Ipv4Addr::new(172, 16, 1, 0)), "02:42:ac:10:01:00");
+        assert_eq!(mac_for(Ipv4Addr::new(172, 17, 0, 2)), "02:42:ac:11:00:02");
+    }
+}

@@ -1,0 +1,300 @@
+//! The public gRPC API (`cnet.gateway.v1`): request checks, proto <-> record conversion,
+//! and nothing else. Only this module sees prost types.
+
+use std::sync::Arc;
+
+use cnet_proto::gateway::v1::{
+    self as api, container_service_server::ContainerService, network_service_server::NetworkService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::{ContainerRecord, NetworkRecord, RunState, network::NetworkSpec},
+    ops::{CreateSpec, DEFAULT_STOP_TIMEOUT, Gateway},
+    sandbox::ContainerFiles,
+};
+
+#[derive(Clone)]
+pub struct Api {
+    gateway: Arc<Gateway>,
+    state_dir: std::path::PathBuf,
+}
+
+impl Api {
+    pub fn new(gateway: Arc<Gateway>, state_dir: std::path::PathBuf) -> Self {
+        Self { gateway, state_dir }
+    }
+
+    fn network_message(
+        &self,
+        network: NetworkRecord,
+        containers: &[ContainerRecord],
+    ) -> api::Network {
+        let attached = containers
+            .iter()
+            .filter(|c| c.attached_to(&network.id))
+            .map(|c| {
+                let lease = c
+                    .attachments
+                    .iter()
+                    .find(|a| a.network_id == network.id)
+                    .and_then(|a| a.lease.as_ref());
+                api::NetworkContainer {
+                    container_id: c.id.clone(),
+                    name: c.name.clone(),
+                    ipv4_address: lease
+                        .map(|l| format!("{}/{}", l.address, l.prefix_len))
+                        .unwrap_or_default(),
+                    mac_address: lease.map(|l| l.mac.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        api::Network {
+            ipam: Some(api::IpamConfig {
+                subnet: network.subnet.clone(),
+                ip_range: network.ip_range.clone(),
+                // Docker shows the gateway only when the user gave it or picked no subnet.
+                gateway: if network.gateway_given || !network.subnet_given {
+                    network.gateway.clone()
+                } else {
+                    String::new()
+                },
+            }),
+            id: network.id,
+            name: network.name,
+            driver: network.driver,
+            bridge_name: network.bridge_name,
+            gateway: network.gateway,
+            network: network.network,
+            mtu: network.mtu,
+            internal: network.internal,
+            predefined: network.predefined,
+            labels: network.labels.into_iter().collect(),
+            options: network.options.into_iter().collect(),
+            created: network.created,
+            containers: attached,
+        }
+    }
+
+    fn container_message(
+        &self,
+        container: ContainerRecord,
+        networks: &[NetworkRecord],
+    ) -> api::Container {
+        let files = ContainerFiles::new(&self.state_dir, &container.id);
+        let endpoints = container
+            .attachments
+            .iter()
+            .filter_map(|attachment| {
+                let network = networks.iter().find(|n| n.id == attachment.network_id)?;
+                let lease = attachment.lease.as_ref();
+                Some((
+                    network.name.clone(),
+                    api::EndpointSettings {
+                        network_id: network.id.clone(),
+                        network_name: network.name.clone(),
+                        ifname: lease.map(|l| l.ifname.clone()).unwrap_or_default(),
+                        ip_address: lease.map(|l| l.address.to_string()).unwrap_or_default(),
+                        prefix_len: lease.map_or(0, |l| u32::from(l.prefix_len)),
+                        gateway: lease.map(|l| l.gateway.to_string()).unwrap_or_default(),
+                        mac_address: lease.map(|l| l.mac.clone()).unwrap_or_default(),
+                        static_ip: attachment
+                            .static_ip
+                            .map(|ip| ip.to_string())
+                            .unwrap_or_default(),
+                    },
+                ))
+            })
+            .collect();
+        let (state, pid) = match container.state {
+            RunState::Created => (api::ContainerState::Created, 0),
+            RunState::Running { pid, .. } => (api::ContainerState::Running, pid),
+            RunState::Exited => (api::ContainerState::Exited, 0),
+        };
+        let netns_path = if pid != 0 { format!("/proc/{pid}/ns/net") } else { String::new() };
+        api::Container {
+            id: container.id,
+            name: container.name,
+            hostname: container.hostname,
+            state: state.into(),
+            pid,
+            command: container.command,
+            network_mode: container.network_mode,
+            networks: endpoints,
+            created: container.created,
+            started_at: container.started_at,
+            finished_at: container.finished_at,
+            exit_code: container.exit_code,
+            hosts_path: files.hosts().display().to_string(),
+            resolv_conf_path: files.resolv_conf().display().to_string(),
+            log_path: files.log().display().to_string(),
+            netns_path,
+        }
+    }
+
+    fn one_container(
+        &self,
+        container: ContainerRecord,
+    ) -> Result<Response<api::Container>, Status> {
+        let networks = self.gateway.networks()?;
+        Ok(Response::new(self.container_message(container, &networks)))
+    }
+}
+
+fn create_spec(request: api::CreateContainerRequest) -> CreateSpec {
+    CreateSpec {
+        name: request.name,
+        hostname: request.hostname,
+        network: request.network,
+        ip: request.ip,
+        command: request.command,
+        env: request.env,
+    }
+}
+
+fn required<'a>(value: &'a str, field: &str) -> Result<&'a str, Status> {
+    if value.is_empty() {
+        Err(Status::invalid_argument(format!("{field} is required")))
+    } else {
+        Ok(value)
+    }
+}
+
+#[tonic::async_trait]
+impl NetworkService for Api {
+    #[tracing::instrument(skip_all, fields(network = %request.get_ref().name))]
+    async fn create_network(
+        &self,
+        request: Request<api::CreateNetworkRequest>,
+    ) -> Result<Response<api::Network>, Status> {
+        let r = request.into_inner();
+        let spec = NetworkSpec::parse(
+            &r.name,
+            &r.driver,
+            &r.subnet,
+            &r.ip_range,
+            &r.gateway,
+            r.internal,
+            r.labels.into_iter().collect(),
+            r.options.into_iter().collect(),
+        )
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let network = self.gateway.create_network(spec).await?;
+        Ok(Response::new(self.network_message(network, &[])))
+    }
+
+    async fn list_networks(
+        &self,
+        _: Request<api::ListNetworksRequest>,
+    ) -> Result<Response<api::ListNetworksResponse>, Status> {
+        let containers = self.gateway.containers()?;
+        let mut networks: Vec<_> = self
+            .gateway
+            .networks()?
+            .into_iter()
+            .map(|n| self.network_message(n, &containers))
+            .collect();
+        networks.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        Ok(Response::new(api::ListNetworksResponse { networks }))
+    }
+
+    async fn inspect_network(
+        &self,
+        request: Request<api::InspectNetworkRequest>,
+    ) -> Result<Response<api::Network>, Status> {
+        let reference = required(&request.get_ref().network, "network")?;
+        let network = self.gateway.find_network(reference)?;
+        let containers = self.gateway.containers()?;
+        Ok(Response::new(self.network_message(network, &containers)))
+    }
+
+    #[tracing::instrument(skip_all, fields(network = %request.get_ref().network))]
+    async fn remove_network(
+        &self,
+        request: Request<api::RemoveNetworkRequest>,
+    ) -> Result<Response<api::RemoveNetworkResponse>, Status> {
+        let reference = required(&request.get_ref().network, "network")?;
+        let network = self.gateway.remove_network(reference).await?;
+        Ok(Response::new(api::RemoveNetworkResponse { id: network.id }))
+    }
+}
+
+#[tonic::async_trait]
+impl ContainerService for Api {
+    #[tracing::instrument(skip_all, fields(container = %request.get_ref().name))]
+    async fn create_container(
+        &self,
+        request: Request<api::CreateContainerRequest>,
+    ) -> Result<Response<api::Container>, Status> {
+        let container = self.gateway.create_container(create_spec(request.into_inner())).await?;
+        self.one_container(container)
+    }
+
+    #[tracing::instrument(skip_all, fields(container = %request.get_ref().name))]
+    async fn run_container(
+        &self,
+        request: Request<api::CreateContainerRequest>,
+    ) -> Result<Response<api::Container>, Status> {
+        let container = self.gateway.run_container(create_spec(request.into_inner())).await?;
+        self.one_container(container)
+    }
+
+    #[tracing::instrument(skip_all, fields(container = %request.get_ref().container))]
+    async fn start_container(
+        &self,
+        request: Request<api::StartContainerRequest>,
+    ) -> Result<Response<api::Container>, Status> {
+        let reference = required(&request.get_ref().container, "container")?;
+        let container = self.gateway.start_container(reference).await?;
+        self.one_container(container)
+    }
+
+    #[tracing::instrument(skip_all, fields(container = %request.get_ref().container))]
+    async fn stop_container(
+        &self,
+        request: Request<api::StopContainerRequest>,
+    ) -> Result<Response<api::Container>, Status> {
+        let request = request.into_inner();
+        let reference = required(&request.container, "container")?;
+        let timeout = request.timeout_seconds.unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let container = self.gateway.stop_container(reference, timeout).await?;
+        self.one_container(container)
+    }
+
+    #[tracing::instrument(skip_all, fields(container = %request.get_ref().container))]
+    async fn remove_container(
+        &self,
+        request: Request<api::RemoveContainerRequest>,
+    ) -> Result<Response<api::RemoveContainerResponse>, Status> {
+        let request = request.into_inner();
+        let reference = required(&request.container, "container")?;
+        let container = self.gateway.remove_container(reference, request.force).await?;
+        Ok(Response::new(api::RemoveContainerResponse { id: container.id }))
+    }
+
+    async fn inspect_container(
+        &self,
+        request: Request<api::InspectContainerRequest>,
+    ) -> Result<Response<api::Container>, Status> {
+        let reference = required(&request.get_ref().container, "container")?;
+        let container = self.gateway.find_container(reference)?;
+        self.one_container(container)
+    }
+
+    async fn list_containers(
+        &self,
+        request: Request<api::ListContainersRequest>,
+    ) -> Result<Response<api::ListContainersResponse>, Status> {
+        let all = request.get_ref().all;
+        let networks = self.gateway.networks()?;
+        let mut containers: Vec<_> = self
+            .gateway
+            .containers()?
+            .into_iter()
+            .filter(|c| all || c.is_running())
+            .map(|c| self.container_message(c, &networks))
+            .collect();
+        containers.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(Response::new(api::ListContainersResponse { containers }))
+    }
+}

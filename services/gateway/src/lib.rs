@@ -1,0 +1,114 @@
+//! The cnet gateway: the one public API. It owns the records of networks and containers
+//! and carries out each call across the ipam service (addresses) and the bridge agent
+//! (bridges, namespaces, veths), and runs the containers' processes itself.
+//!
+//! Layout: `grpc` (the API surface) → `ops` (operations, locking, undo, reconcile) →
+//! `domain` (records and rules), with `backends` (clients), `store` (sled) and `sandbox`
+//! (process launch) at the edges.
+
+mod backends;
+mod domain;
+mod error;
+mod grpc;
+mod ops;
+mod sandbox;
+mod store;
+
+use std::future::Future;
+
+use cnet_common::{
+    config::{ServerConfig, ServiceConfig, socket_path},
+    server::{Listeners, Standard},
+    store::Store,
+};
+use cnet_proto::gateway::v1::{
+    container_service_server::ContainerServiceServer, network_service_server::NetworkServiceServer,
+};
+use serde::{Deserialize, Serialize};
+
+pub const SERVICE: &str = "gateway";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// Address of the ipam service; default `<runtime_dir>/ipam.sock`.
+    pub ipam: Option<String>,
+    /// Address of the bridge agent; default `<runtime_dir>/bridge.sock`.
+    pub bridge: Option<String>,
+    /// Device name of the predefined `bridge` network.
+    pub default_bridge_name: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            ipam: None,
+            bridge: None,
+            default_bridge_name: "cnet0".into(),
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn server(&self) -> &ServerConfig {
+        &self.server
+    }
+}
+
+impl Config {
+    fn endpoint(&self, configured: &Option<String>, service: &str) -> String {
+        configured.clone().unwrap_or_else(|| {
+            format!("unix://{}", socket_path(&self.server.runtime_dir, service).display())
+        })
+    }
+}
+
+/// Reconciles with the other services, then serves until `shutdown` resolves.
+pub async fn run(
+    config: &Config,
+    store: Store,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let backends = backends::Backends::connect(
+        &config.endpoint(&config.ipam, "ipam"),
+        &config.endpoint(&config.bridge, "bridge"),
+    )?;
+    let records = store::Records::open(store)?;
+    let gateway = ops::Gateway::new(
+        records,
+        backends,
+        config.server.state_dir.clone(),
+        config.default_bridge_name.clone(),
+    );
+    let api = grpc::Api::new(gateway.clone(), config.server.state_dir.clone());
+
+    let mut standard = Standard::new();
+    standard
+        .add_service(NetworkServiceServer::new(api.clone()))
+        .add_service(ContainerServiceServer::new(api));
+    let (health, routes) = standard.routes();
+    health.set_not_serving::<NetworkServiceServer<grpc::Api>>().await;
+    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+
+    let serving = tokio::spawn({
+        let server = config.server.clone();
+        async move { cnet_common::server::serve(listeners, routes, &server, shutdown).await }
+    });
+    gateway.reconcile().await?;
+    health.set_serving::<NetworkServiceServer<grpc::Api>>().await;
+    health.set_serving::<ContainerServiceServer<grpc::Api>>().await;
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    tracing::info!("gateway ready");
+    serving.await??;
+    Ok(())
+}
+
+/// Now, as RFC 3339.
+pub(crate) fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339 formats any time")
+}

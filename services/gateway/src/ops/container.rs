@@ -1,0 +1,185 @@
+//! Creating, running and removing containers. Starting and stopping live in
+//! `lifecycle`.
+
+use std::net::Ipv4Addr;
+
+use super::Gateway;
+use crate::{
+    domain::{
+        Attachment, ContainerRecord, RunState, container::DEFAULT_COMMAND, names,
+        network::DEFAULT_NETWORK,
+    },
+    error::{Error, Result},
+    now,
+    sandbox::ContainerFiles,
+};
+
+/// A create request as the API received it.
+#[derive(Debug, Clone, Default)]
+pub struct CreateSpec {
+    pub name: String,
+    pub hostname: String,
+    pub network: String,
+    pub ip: String,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+}
+
+impl Gateway {
+    pub async fn create_container(&self, spec: CreateSpec) -> Result<ContainerRecord> {
+        let _registry = self.registry.lock().await;
+        let _gate = self.network_gate.read().await;
+        let record = self.new_container_record(spec)?;
+        let files = ContainerFiles::new(&self.state_dir, &record.id);
+        std::fs::create_dir_all(&files.dir).map_err(Error::io("create container directory"))?;
+        if let Err(error) = self.records.put_container(&record).await {
+            let _ = std::fs::remove_dir_all(&files.dir);
+            return Err(error.into());
+        }
+        tracing::info!(container = %record.name, id = %names::short_id(&record.id), "container created");
+        Ok(record)
+    }
+
+    /// Create and start; a container that fails to start is removed again.
+    pub async fn run_container(
+        self: &std::sync::Arc<Self>,
+        spec: CreateSpec,
+    ) -> Result<ContainerRecord> {
+        let created = self.create_container(spec).await?;
+        match self.start_container(&created.id).await {
+            Ok(running) => Ok(running),
+            Err(error) => {
+                if let Err(cleanup) = self.remove_container(&created.id, true).await {
+                    tracing::warn!(container = %created.name, %cleanup, "removing a container that failed to start");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn new_container_record(&self, spec: CreateSpec) -> Result<ContainerRecord> {
+        let containers = self.records.container_list()?;
+        let name = if spec.name.is_empty() {
+            std::iter::repeat_with(names::generated_name)
+                .find(|candidate| containers.iter().all(|c| &c.name != candidate))
+                .expect("an endless supply of names")
+        } else {
+            spec.name.clone()
+        };
+        if !names::is_valid_name(&name) {
+            return Err(Error::InvalidArgument(format!(
+                "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if let Some(other) = containers.iter().find(|c| c.name == name) {
+            return Err(Error::AlreadyExists(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". \
+                 You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
+            )));
+        }
+        if !spec.hostname.is_empty() && !names::is_valid_hostname(&spec.hostname) {
+            return Err(Error::InvalidArgument(format!(
+                "invalid hostname format: {}",
+                spec.hostname
+            )));
+        }
+        let command = if spec.command.is_empty() {
+            DEFAULT_COMMAND.iter().map(|s| s.to_string()).collect()
+        } else {
+            spec.command.clone()
+        };
+        if command[0].is_empty() || command.iter().any(|arg| arg.contains('\0')) {
+            return Err(Error::InvalidArgument(
+                "invalid command: empty program or NUL byte".into(),
+            ));
+        }
+        if let Some(bad) = spec.env.iter().find(|e| !is_valid_env(e)) {
+            return Err(Error::InvalidArgument(format!("invalid environment variable: {bad:?}")));
+        }
+
+        let network_ref =
+            if spec.network.is_empty() { DEFAULT_NETWORK } else { spec.network.as_str() };
+        let network = self.find_network(network_ref)?;
+        let static_ip = self.parse_static_ip(&spec.ip, &network)?;
+
+        let id = names::new_id();
+        let hostname =
+            if spec.hostname.is_empty() { names::short_id(&id).to_owned() } else { spec.hostname };
+        Ok(ContainerRecord {
+            id,
+            name,
+            hostname,
+            command,
+            env: spec.env,
+            network_mode: network.name.clone(),
+            attachments: vec![Attachment { network_id: network.id, static_ip, lease: None }],
+            state: RunState::Created,
+            created: now(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            exit_code: 0,
+        })
+    }
+
+    /// `--ip` rules (NET-9); whether the address is inside the subnet and free is the
+    /// ipam service's call at start.
+    fn parse_static_ip(
+        &self,
+        ip: &str,
+        network: &crate::domain::NetworkRecord,
+    ) -> Result<Option<Ipv4Addr>> {
+        if ip.is_empty() {
+            return Ok(None);
+        }
+        let address: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| Error::InvalidArgument(format!("invalid IPv4 address: {ip}")))?;
+        if network.is_default() {
+            return Err(Error::InvalidArgument(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if !network.subnet_given {
+            return Err(Error::InvalidArgument(
+                "user specified IP address is supported only when connecting to networks with user configured subnets"
+                    .into(),
+            ));
+        }
+        Ok(Some(address))
+    }
+
+    pub async fn remove_container(&self, reference: &str, force: bool) -> Result<ContainerRecord> {
+        let _registry = self.registry.lock().await;
+        let found = self.find_container(reference)?;
+        let guard = self.lock_container(&found.id).await;
+        let record = self.reload(&found.id)?;
+        let record = if record.is_running() {
+            if !force {
+                return Err(Error::FailedPrecondition(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    record.id
+                )));
+            }
+            self.stop_locked(record, 0).await?
+        } else {
+            record
+        };
+        let files = ContainerFiles::new(&self.state_dir, &record.id);
+        if let Err(error) = std::fs::remove_dir_all(&files.dir) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::Io { what: "remove container directory".into(), source: error });
+            }
+        }
+        self.records.delete_container(&record.id).await?;
+        drop(guard);
+        self.forget_container_lock(&record.id);
+        tracing::info!(container = %record.name, "container removed");
+        Ok(record)
+    }
+}
+
+fn is_valid_env(pair: &str) -> bool {
+    let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+    !key.is_empty() && !pair.contains('\0')
+}

@@ -1,0 +1,343 @@
+//! Starting and stopping containers, and noticing when their processes end by themselves.
+//!
+//! Start: allocate an address per network, create the sandbox (network namespace) and
+//! its veths, write the container's files, spawn the process, record it running. A
+//! failed step undoes the earlier ones. Stop and exit both tear the network down again
+//! and release the addresses, as Docker does (NET-5).
+
+use std::{net::Ipv4Addr, path::PathBuf, sync::Arc, time::Duration};
+
+use cnet_proto::{bridge::v1 as bridge, ipam::v1 as ipam};
+use tokio::sync::watch;
+use tonic::Code;
+
+use super::Gateway;
+use crate::{
+    backends::retry,
+    domain::{
+        Attachment, ContainerRecord, Lease, RunState,
+        container::{endpoint_id, mac_for},
+        files,
+    },
+    error::{Error, Result},
+    now,
+    sandbox::{self, ContainerFiles, Launch},
+};
+
+/// Time between SIGTERM and SIGKILL when the caller gives none, as in Docker.
+pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
+
+impl Gateway {
+    pub async fn start_container(self: &Arc<Self>, reference: &str) -> Result<ContainerRecord> {
+        let _gate = self.network_gate.read().await;
+        let found = self.find_container(reference)?;
+        let _guard = self.lock_container(&found.id).await;
+        let record = self.reload(&found.id)?;
+        if record.is_running() {
+            return Ok(record);
+        }
+        let mut leased = Vec::new();
+        match self.bring_up(&record, &mut leased).await {
+            Ok(running) => Ok(running),
+            Err(error) => {
+                self.tear_down(&record.id, &leased).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The steps of a start; `leased` collects the networks holding an address so the
+    /// caller can undo them.
+    async fn bring_up(
+        self: &Arc<Self>,
+        record: &ContainerRecord,
+        leased: &mut Vec<String>,
+    ) -> Result<ContainerRecord> {
+        let mut record = record.clone();
+        let mut attachments = Vec::new();
+        for attachment in &record.attachments {
+            let network = self.records.networks.get(&attachment.network_id)?.ok_or_else(|| {
+                Error::NotFound(format!("network {} not found", attachment.network_id))
+            })?;
+            let allocation = self.allocate(&record.id, attachment, &network.name).await?;
+            leased.push(attachment.network_id.clone());
+            let address: Ipv4Addr = allocation.address.parse().map_err(|_| {
+                Error::Backend(tonic::Status::internal("ipam returned a malformed address"))
+            })?;
+            let gateway: Ipv4Addr = allocation.gateway.parse().map_err(|_| {
+                Error::Backend(tonic::Status::internal("ipam returned a malformed gateway"))
+            })?;
+            let lease = Lease {
+                address,
+                prefix_len: allocation.prefix_len as u8,
+                gateway,
+                mac: mac_for(address),
+                ifname: format!("eth{}", attachments.len()),
+            };
+            attachments.push(Attachment { lease: Some(lease), ..attachment.clone() });
+        }
+        record.attachments = attachments;
+
+        let netns_path = self.plumb(&record).await?;
+        let files = ContainerFiles::new(&self.state_dir, &record.id);
+        write_files(&files, &record)?;
+        let started = sandbox::spawn(&Launch {
+            netns_path: &netns_path,
+            hostname: &record.hostname,
+            files: &files,
+            command: &record.command,
+            env: &record.env,
+        })
+        .map_err(|error| {
+            Error::FailedPrecondition(format!("cannot start container {}: {error}", record.name))
+        })?;
+
+        record.state = RunState::Running { pid: started.pid, start_ticks: started.start_ticks };
+        record.started_at = now();
+        record.finished_at.clear();
+        record.exit_code = 0;
+        let pid = started.pid;
+        self.watch_exit(&record.id, pid, Some(started.child));
+        if let Err(error) = self.records.put_container(&record).await {
+            sandbox::signal(pid, libc::SIGKILL);
+            return Err(error.into());
+        }
+        tracing::info!(container = %record.name, pid, "container started");
+        Ok(record)
+    }
+
+    async fn allocate(
+        &self,
+        container_id: &str,
+        attachment: &Attachment,
+        network_name: &str,
+    ) -> Result<ipam::Allocation> {
+        let address = attachment
+            .static_ip
+            .or(attachment.lease.as_ref().map(|lease| lease.address))
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        let result = retry(
+            "allocate address",
+            &self.backends.ipam,
+            ipam::AllocateRequest {
+                pool_id: attachment.network_id.clone(),
+                owner: container_id.to_owned(),
+                address: address.clone(),
+            },
+            |mut c, m| async move { c.allocate(m).await },
+        )
+        .await;
+        result.map_err(|status| match status.code() {
+            Code::ResourceExhausted => Error::Backend(tonic::Status::resource_exhausted(format!(
+                "no available IPv4 addresses on this network's address pools: {network_name} ({})",
+                attachment.network_id
+            ))),
+            Code::NotFound => {
+                Error::NotFound(format!("network {} not found", attachment.network_id))
+            }
+            _ => Error::Backend(status),
+        })
+    }
+
+    /// Creates (or confirms) the sandbox and one endpoint per leased attachment.
+    pub(super) async fn plumb(&self, record: &ContainerRecord) -> Result<PathBuf> {
+        let sandbox = retry(
+            "create network namespace",
+            &self.backends.bridge,
+            bridge::EnsureSandboxRequest {
+                id: record.sandbox_id().to_owned(),
+                netns_path: String::new(),
+            },
+            |mut c, m| async move { c.ensure_sandbox(m).await },
+        )
+        .await?;
+        for (index, attachment) in record.attachments.iter().enumerate() {
+            let Some(lease) = &attachment.lease else { continue };
+            retry(
+                "create veth pair",
+                &self.backends.bridge,
+                bridge::EnsureEndpointRequest {
+                    id: endpoint_id(&record.id, &attachment.network_id),
+                    network_id: attachment.network_id.clone(),
+                    sandbox_id: record.sandbox_id().to_owned(),
+                    ifname: lease.ifname.clone(),
+                    address_cidr: format!("{}/{}", lease.address, lease.prefix_len),
+                    gateway: lease.gateway.to_string(),
+                    mac: lease.mac.clone(),
+                    mtu: 0,
+                    default_route: index == 0,
+                },
+                |mut c, m| async move { c.ensure_endpoint(m).await },
+            )
+            .await?;
+        }
+        Ok(PathBuf::from(sandbox.netns_path))
+    }
+
+    /// Deletes the sandbox (its veths go with it) and releases the addresses held on
+    /// `networks`. Keeps going past failures, which reconciliation picks up later.
+    pub(super) async fn tear_down(
+        &self,
+        container_id: &str,
+        networks: &[String],
+    ) -> Vec<tonic::Status> {
+        let mut failures = Vec::new();
+        let deleted = retry(
+            "delete network namespace",
+            &self.backends.bridge,
+            bridge::DeleteSandboxRequest { id: container_id.to_owned() },
+            |mut c, m| async move { c.delete_sandbox(m).await },
+        )
+        .await;
+        failures.extend(deleted.err());
+        for network_id in networks {
+            let released = retry(
+                "release address",
+                &self.backends.ipam,
+                ipam::ReleaseRequest {
+                    pool_id: network_id.clone(),
+                    owner: container_id.to_owned(),
+                },
+                |mut c, m| async move { c.release(m).await },
+            )
+            .await;
+            match released {
+                Err(status) if status.code() != Code::NotFound => failures.push(status),
+                _ => {}
+            }
+        }
+        for status in &failures {
+            tracing::warn!(container = container_id, %status, "teardown step failed");
+        }
+        failures
+    }
+
+    /// Publishes the exit code of the process and handles an exit nobody asked for.
+    pub(super) fn watch_exit(
+        self: &Arc<Self>,
+        id: &str,
+        pid: u32,
+        child: Option<tokio::process::Child>,
+    ) {
+        let (sender, receiver) = watch::channel(None);
+        self.exits.lock().expect("exit map poisoned").insert(id.to_owned(), receiver);
+        let gateway = Arc::clone(self);
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let code = match child {
+                Some(mut child) => child.wait().await.map(exit_code).unwrap_or(-1),
+                None => {
+                    if let Err(error) = sandbox::wait_foreign(pid).await {
+                        tracing::warn!(%error, pid, "cannot watch container process");
+                    }
+                    -1
+                }
+            };
+            let _ = sender.send(Some(code));
+            gateway.on_exit(&id, pid, code).await;
+        });
+    }
+
+    async fn on_exit(&self, id: &str, pid: u32, code: i32) {
+        let _guard = self.lock_container(id).await;
+        let Ok(Some(record)) = self.records.containers.get(id) else { return };
+        if record.pid() != Some(pid) {
+            return; // already stopped (or restarted) by an API call
+        }
+        tracing::info!(container = %record.name, pid, code, "container process exited");
+        if let Err(error) = self.mark_exited(record, code).await {
+            tracing::warn!(container = id, %error, "recording an exit failed");
+        }
+        self.exits.lock().expect("exit map poisoned").remove(id);
+    }
+
+    pub async fn stop_container(&self, reference: &str, timeout: u32) -> Result<ContainerRecord> {
+        let found = self.find_container(reference)?;
+        let _guard = self.lock_container(&found.id).await;
+        let record = self.reload(&found.id)?;
+        self.stop_locked(record, timeout).await
+    }
+
+    /// SIGTERM, SIGKILL after `timeout` seconds, then the network teardown.
+    pub(super) async fn stop_locked(
+        &self,
+        record: ContainerRecord,
+        timeout: u32,
+    ) -> Result<ContainerRecord> {
+        let RunState::Running { pid, start_ticks } = record.state else { return Ok(record) };
+        let exit = self.exits.lock().expect("exit map poisoned").get(&record.id).cloned();
+        let mut code = None;
+        if sandbox::is_alive(pid, start_ticks) {
+            let wait = |seconds: u64| {
+                let exit = exit.clone();
+                async move {
+                    let mut exit = exit?;
+                    let waited = tokio::time::timeout(
+                        Duration::from_secs(seconds),
+                        exit.wait_for(Option::is_some),
+                    );
+                    waited.await.ok()?.ok().and_then(|code| *code)
+                }
+            };
+            if timeout > 0 {
+                sandbox::signal(pid, libc::SIGTERM);
+                code = wait(u64::from(timeout)).await;
+            }
+            if code.is_none() {
+                sandbox::signal(pid, libc::SIGKILL);
+                code = wait(10).await;
+            }
+        }
+        self.exits.lock().expect("exit map poisoned").remove(&record.id);
+        let record = self.mark_exited(record, code.unwrap_or(-1)).await?;
+        tracing::info!(container = %record.name, "container stopped");
+        Ok(record)
+    }
+
+    /// Tears the network down and records the container as exited.
+    pub(super) async fn mark_exited(
+        &self,
+        mut record: ContainerRecord,
+        code: i32,
+    ) -> Result<ContainerRecord> {
+        let networks: Vec<String> =
+            record.attachments.iter().map(|a| a.network_id.clone()).collect();
+        let failures = self.tear_down(&record.id, &networks).await;
+        for attachment in &mut record.attachments {
+            attachment.lease = None;
+        }
+        record.state = RunState::Exited;
+        record.exit_code = code;
+        record.finished_at = now();
+        self.records.put_container(&record).await?;
+        match failures.into_iter().next() {
+            Some(status) => Err(Error::Backend(status)),
+            None => Ok(record),
+        }
+    }
+}
+
+/// Exit code as a shell reports it: 128 + signal for a killed process.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or(status.signal().map(|signal| 128 + signal)).unwrap_or(-1)
+}
+
+fn write_files(files: &ContainerFiles, record: &ContainerRecord) -> Result<()> {
+    let addresses: Vec<Ipv4Addr> = record
+        .attachments
+        .iter()
+        .filter_map(|a| a.lease.as_ref().map(|lease| lease.address))
+        .collect();
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    std::fs::create_dir_all(&files.dir).map_err(Error::io("create container directory"))?;
+    for (path, content) in [
+        (files.hosts(), files::hosts(&record.hostname, &addresses)),
+        (files.resolv_conf(), files::resolv_conf(&host_resolv)),
+        (files.hostname(), format!("{}\n", record.hostname)),
+    ] {
+        std::fs::write(&path, content).map_err(Error::io(format!("write {}", path.display())))?;
+    }
+    Ok(())
+}

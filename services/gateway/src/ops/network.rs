@@ -1,0 +1,205 @@
+//! Creating and removing networks: an ipam pool plus a bridge device, recorded once both
+//! exist.
+
+use cnet_proto::{bridge::v1 as bridge, ipam::v1 as ipam};
+
+use super::Gateway;
+use crate::{
+    backends::retry,
+    domain::{
+        NetworkRecord,
+        names::{self},
+        network::{self, DEFAULT_NETWORK, NetworkSpec},
+    },
+    error::{Error, Result},
+    now,
+};
+
+impl Gateway {
+    pub async fn create_network(&self, spec: NetworkSpec) -> Result<NetworkRecord> {
+        let _registry = self.registry.lock().await;
+        self.create_network_locked(spec, false).await
+    }
+
+    async fn create_network_locked(
+        &self,
+        spec: NetworkSpec,
+        predefined: bool,
+    ) -> Result<NetworkRecord> {
+        let existing = self.records.network_list()?;
+        if existing.iter().any(|n| n.name == spec.name) {
+            return Err(Error::AlreadyExists(format!(
+                "network with name {} already exists",
+                spec.name
+            )));
+        }
+        let id = names::new_id();
+        let bridge_name =
+            spec.bridge_name.clone().unwrap_or_else(|| network::default_bridge_name(&id));
+        if let Some(other) = existing.iter().find(|n| n.bridge_name == bridge_name) {
+            return Err(Error::AlreadyExists(format!(
+                "bridge name {bridge_name} is already used by network {}",
+                other.name
+            )));
+        }
+
+        let exclude = if spec.subnet.is_empty() {
+            retry(
+                "list host prefixes",
+                &self.backends.bridge,
+                bridge::HostPrefixesRequest {},
+                |mut c, m| async move { c.host_prefixes(m).await },
+            )
+            .await?
+            .prefixes
+        } else {
+            Vec::new()
+        };
+        let pool = retry(
+            "create address pool",
+            &self.backends.ipam,
+            ipam::CreatePoolRequest {
+                id: id.clone(),
+                subnet: spec.subnet.clone(),
+                ip_range: spec.ip_range.clone(),
+                gateway: spec.gateway.clone(),
+                exclude: exclude.clone(),
+            },
+            |mut c, m| async move { c.create_pool(m).await },
+        )
+        .await?;
+        let prefix_len =
+            pool.network.rsplit_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(0);
+        let record = NetworkRecord {
+            id: id.clone(),
+            name: spec.name.clone(),
+            driver: "bridge".into(),
+            bridge_name,
+            subnet: pool.subnet.clone(),
+            network: pool.network.clone(),
+            ip_range: pool.ip_range.clone(),
+            gateway: pool.gateway.clone(),
+            prefix_len,
+            gateway_given: !spec.gateway.is_empty(),
+            subnet_given: !spec.subnet.is_empty(),
+            mtu: spec.mtu,
+            internal: spec.internal,
+            predefined,
+            labels: spec.labels,
+            options: spec.options,
+            created: now(),
+        };
+        if let Err(error) = self.ensure_bridge(&record).await {
+            self.delete_pool(&id).await;
+            return Err(error);
+        }
+        if let Err(error) = self.records.put_network(&record).await {
+            self.delete_bridge(&id).await;
+            self.delete_pool(&id).await;
+            return Err(error.into());
+        }
+        tracing::info!(network = %record.name, id = %names::short_id(&id), subnet = %record.subnet, "network created");
+        Ok(record)
+    }
+
+    pub(super) async fn ensure_bridge(&self, record: &NetworkRecord) -> Result<()> {
+        retry(
+            "create bridge",
+            &self.backends.bridge,
+            bridge::EnsureBridgeRequest {
+                network_id: record.id.clone(),
+                name: record.bridge_name.clone(),
+                gateway_cidr: record.gateway_cidr(),
+                mtu: record.mtu,
+            },
+            |mut c, m| async move { c.ensure_bridge(m).await },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Best-effort cleanup; failures are logged and left to reconciliation.
+    pub(super) async fn delete_pool(&self, id: &str) {
+        let request = ipam::DeletePoolRequest { id: id.to_owned(), force: true };
+        let deleted =
+            retry("delete address pool", &self.backends.ipam, request, |mut c, m| async move {
+                c.delete_pool(m).await
+            });
+        if let Err(status) = deleted.await {
+            tracing::warn!(pool = id, %status, "delete pool failed");
+        }
+    }
+
+    pub(super) async fn delete_bridge(&self, id: &str) {
+        let request = bridge::DeleteBridgeRequest { network_id: id.to_owned() };
+        let deleted =
+            retry("delete bridge", &self.backends.bridge, request, |mut c, m| async move {
+                c.delete_bridge(m).await
+            });
+        if let Err(status) = deleted.await {
+            tracing::warn!(network = id, %status, "delete bridge failed");
+        }
+    }
+
+    pub async fn remove_network(&self, reference: &str) -> Result<NetworkRecord> {
+        let _registry = self.registry.lock().await;
+        let _gate = self.network_gate.write().await;
+        let network = self.find_network(reference)?;
+        if network.predefined {
+            return Err(Error::FailedPrecondition(format!(
+                "{} is a pre-defined network and cannot be removed",
+                network.name
+            )));
+        }
+        let running = self
+            .records
+            .container_list()?
+            .into_iter()
+            .filter(|c| c.is_running() && c.attached_to(&network.id));
+        if running.count() > 0 {
+            return Err(Error::FailedPrecondition(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                network.name, network.id
+            )));
+        }
+        retry(
+            "delete bridge",
+            &self.backends.bridge,
+            bridge::DeleteBridgeRequest { network_id: network.id.clone() },
+            |mut c, m| async move { c.delete_bridge(m).await },
+        )
+        .await?;
+        retry(
+            "delete address pool",
+            &self.backends.ipam,
+            ipam::DeletePoolRequest { id: network.id.clone(), force: true },
+            |mut c, m| async move { c.delete_pool(m).await },
+        )
+        .await?;
+        self.records.delete_network(&network.id).await?;
+        tracing::info!(network = %network.name, "network removed");
+        Ok(network)
+    }
+
+    /// Creates the predefined `bridge` network on first start.
+    pub(super) async fn ensure_default_network(&self) -> Result<()> {
+        let _registry = self.registry.lock().await;
+        if self.records.network_list()?.iter().any(|n| n.is_default()) {
+            return Ok(());
+        }
+        let options =
+            [("com.docker.network.bridge.name".to_owned(), self.default_bridge_name.clone())];
+        let spec = NetworkSpec::parse(
+            DEFAULT_NETWORK,
+            "bridge",
+            "",
+            "",
+            "",
+            false,
+            Default::default(),
+            options.into_iter().collect(),
+        )
+        .map_err(|e| Error::InvalidArgument(format!("default network: {e}")))?;
+        self.create_network_locked(spec, true).await.map(|_| ())
+    }
+}

@@ -1,0 +1,233 @@
+//! Running a container's process: a host command in the container's network namespace,
+//! with its own UTS and mount namespaces, its hostname, and the container's hosts,
+//! resolv.conf and hostname files bind-mounted over the host's. The process leads its
+//! own session so that it outlives the gateway (containers keep running across gateway
+//! restarts) and so that stopping it can signal its whole process group.
+
+use std::{
+    ffi::CString,
+    fs::File,
+    io,
+    os::{fd::AsRawFd, unix::ffi::OsStrExt},
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use tokio::io::unix::AsyncFd;
+
+const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Files the gateway keeps for one container, under `<state_dir>/containers/<id>/`.
+#[derive(Debug, Clone)]
+pub struct ContainerFiles {
+    pub dir: PathBuf,
+}
+
+impl ContainerFiles {
+    pub fn new(state_dir: &Path, container_id: &str) -> Self {
+        Self { dir: state_dir.join("containers").join(container_id) }
+    }
+    pub fn hosts(&self) -> PathBuf {
+        self.dir.join("hosts")
+    }
+    pub fn resolv_conf(&self) -> PathBuf {
+        self.dir.join("resolv.conf")
+    }
+    pub fn hostname(&self) -> PathBuf {
+        self.dir.join("hostname")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("log")
+    }
+}
+
+pub struct Launch<'a> {
+    pub netns_path: &'a Path,
+    pub hostname: &'a str,
+    pub files: &'a ContainerFiles,
+    pub command: &'a [String],
+    pub env: &'a [String],
+}
+
+/// A started container process.
+pub struct Started {
+    pub child: tokio::process::Child,
+    pub pid: u32,
+    pub start_ticks: u64,
+}
+
+pub fn spawn(launch: &Launch<'_>) -> io::Result<Started> {
+    let (program, args) = launch
+        .command
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+    let netns = File::open(launch.netns_path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("open network namespace {}: {e}", launch.netns_path.display()),
+        )
+    })?;
+    let hostname = CString::new(launch.hostname).map_err(|_| invalid("hostname contains NUL"))?;
+    let binds = bind_mounts(launch.files)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(launch.files.log())?;
+
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", CONTAINER_PATH)
+        .env("HOSTNAME", launch.hostname)
+        .env("HOME", "/root")
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(false);
+    for pair in launch.env {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        command.env(key, value);
+    }
+    // SAFETY: the closure runs in the forked child before exec and only makes raw
+    // syscalls on data prepared before the fork; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || enter_sandbox(&netns, &hostname, &binds));
+    }
+    let child = command.spawn().map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            io::Error::new(
+                e.kind(),
+                format!("exec: {program:?}: executable file not found in $PATH"),
+            )
+        } else {
+            io::Error::new(e.kind(), format!("start {program:?}: {e}"))
+        }
+    })?;
+    let pid = child.id().ok_or_else(|| io::Error::other("process exited before it was seen"))?;
+    let start_ticks = start_ticks(pid).ok_or_else(|| io::Error::other("process exited at once"))?;
+    Ok(Started { child, pid, start_ticks })
+}
+
+fn invalid(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message.to_owned())
+}
+
+/// (source, target) pairs; a target the host lacks is skipped rather than failing.
+fn bind_mounts(files: &ContainerFiles) -> io::Result<Vec<(CString, CString)>> {
+    let pairs = [
+        (files.hosts(), "/etc/hosts"),
+        (files.resolv_conf(), "/etc/resolv.conf"),
+        (files.hostname(), "/etc/hostname"),
+    ];
+    let mut binds = Vec::new();
+    for (source, target) in pairs {
+        if Path::new(target).exists() && source.exists() {
+            let source = CString::new(source.as_os_str().as_bytes())
+                .map_err(|_| invalid("path contains NUL"))?;
+            binds.push((source, CString::new(target).expect("static path")));
+        }
+    }
+    Ok(binds)
+}
+
+fn enter_sandbox(netns: &File, hostname: &CString, binds: &[(CString, CString)]) -> io::Result<()> {
+    fn check(result: libc::c_int) -> io::Result<()> {
+        if result < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+    // SAFETY: plain syscalls on valid, NUL-terminated buffers that outlive the calls.
+    unsafe {
+        check(libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET))?;
+        check(libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWNS))?;
+        check(libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()))?;
+        // Private propagation keeps the bind mounts below out of the host's mount table.
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        for (source, target) in binds {
+            check(libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ))?;
+        }
+        check(libc::setsid())?;
+    }
+    Ok(())
+}
+
+/// Start time of a live process (field 22 of /proc/<pid>/stat, in clock ticks since
+/// boot); `None` when there is no such process or it is a zombie.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: parse after the
+    // last ')'. What follows starts at field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(22 - 3)?.parse().ok()
+}
+
+/// Whether `pid` is still the process that was started at `ticks`.
+pub fn is_alive(pid: u32, ticks: u64) -> bool {
+    start_ticks(pid) == Some(ticks)
+}
+
+/// Signals the container's whole process group (it leads its own session).
+pub fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), signal);
+    }
+}
+
+/// Waits until a process that is not our child exits, with a pidfd (no polling).
+pub async fn wait_foreign(pid: u32) -> io::Result<()> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        let error = io::Error::last_os_error();
+        return if error.raw_os_error() == Some(libc::ESRCH) { Ok(()) } else { Err(error) };
+    }
+    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    // SAFETY: the OwnedFd moves into the AsyncFd, which keeps it open until dropped.
+    let pidfd = unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)?;
+    let _ready = pidfd.readable().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_and_has_a_start_time() {
+        let pid = std::process::id();
+        let ticks = start_ticks(pid).expect("own stat");
+        assert!(is_alive(pid, ticks));
+        assert!(!is_alive(pid, ticks + 1));
+        assert_eq!(start_ticks(u32::MAX), None);
+    }
+
+    #[tokio::test]
+    async fn waits_for_a_foreign_process_to_exit() {
+        let mut child = std::process::Command::new("sleep").arg("0.2").spawn().unwrap();
+        let pid = child.id();
+        let waiter = tokio::spawn(wait_foreign(pid));
+        // Reap on another thread so that the pidfd sees the exit like a foreign one.
+        std::thread::spawn(move || child.wait());
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
