@@ -110,8 +110,10 @@ mod tests {
 
     #[test]
     fn lookup_prefers_exact_matches_then_unique_prefixes() {
+        fn key<'x>(item: &'x &(&'static str, &'static str)) -> (&'x str, &'x str) {
+            (item.0, item.1)
+        }
         let items = [("abc123", "web"), ("abd456", "db"), ("web999", "other")];
-        let key = |item: &&(&'static str, &'static str)| (item.0, item.1);
         assert_eq!(lookup(&items, "web", key), Lookup::Found(&items[0]));
         assert_eq!(lookup(&items, "abd", key), Lookup::Found(&items[1]));
         assert_eq!(lookup(&items, "ab", key), Lookup::Ambiguous);

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cnet and its tests need; does nothing if all are present.
+#   iproute2       ip, used by tests and the lab walk-through to look at links and routes
+#   iputils-ping   ping inside containers
+#   util-linux     unshare and nsenter, for the tests' throwaway namespaces
+#   bridge-utils   brctl, as the lab uses it
+#   procps         ps, pgrep
+set -euo pipefail
+packages=(iproute2 iputils-ping util-linux bridge-utils procps ca-certificates)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is required (https://rustup.rs)" >&2
+    exit 1
+fi

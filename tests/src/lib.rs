@@ -1,0 +1,272 @@
+//! A throwaway cnet cluster for end-to-end tests.
+//!
+//! Each [`Cluster`] lives in namespaces of its own, held by `unshare --net --mount --pid
+//! --fork sleep infinity`: a network namespace that plays the host (so bridges, veths and
+//! routes never touch the real host), a private mount namespace (so namespace bind
+//! mounts vanish with it) and a pid namespace whose init is the `sleep`, so that killing
+//! it kills every service and container the test started. Commands run inside with
+//! `nsenter`, each under `timeout`. Runtime and state dirs are a fresh temp dir.
+//!
+//! The service binaries come from the cargo target dir (build them first with
+//! `cargo build --workspace --bins`) or from `CNET_BIN_DIR`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use cnet_proto::gateway::v1::{
+    self as api, container_service_client::ContainerServiceClient,
+    network_service_client::NetworkServiceClient,
+};
+use tonic::transport::Channel;
+
+/// The directory holding `cnet`, `cnet-gateway`, ...
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CNET_BIN_DIR") {
+        return dir.into();
+    }
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    assert!(
+        dir.join("cnet").exists() && dir.join("cnet-gateway").exists(),
+        "cnet binaries not found in {}: run `cargo build --workspace --bins` first or set CNET_BIN_DIR",
+        dir.display()
+    );
+    dir
+}
+
+pub struct Cluster {
+    holder: Child,
+    /// Host pid of the namespaces' init (`sleep`).
+    pub ns_pid: u32,
+    pub dir: tempfile::TempDir,
+    bins: PathBuf,
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Stdout, after asserting success.
+    #[track_caller]
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "command failed: {self:#?}");
+        self.stdout
+    }
+
+    /// Stderr, after asserting failure.
+    #[track_caller]
+    pub fn err(self) -> String {
+        assert_ne!(self.code, 0, "command should have failed: {self:#?}");
+        self.stderr
+    }
+}
+
+impl Cluster {
+    /// Namespaces and dirs only; no service running yet.
+    pub fn bare() -> Self {
+        let dir = tempfile::Builder::new().prefix("cnet-test-").tempdir().expect("temp dir");
+        let holder = Command::new("unshare")
+            .args(["--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private"])
+            .args(["sleep", "infinity"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn unshare (util-linux)");
+        let ns_pid = wait_for_child(holder.id());
+        let cluster = Self { holder, ns_pid, dir, bins: bin_dir() };
+        cluster.sh("ip link set lo up").ok();
+        cluster
+    }
+
+    /// A cluster with every service up (`cnet up -d`).
+    pub fn start() -> Self {
+        let cluster = Self::bare();
+        cluster.up();
+        cluster
+    }
+
+    pub fn up(&self) {
+        self.cnet(&["up", "-d"]).ok();
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn command(&self, program: &Path, args: &[&str], seconds: u64) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .args(["--target", &self.ns_pid.to_string(), "--net", "--mount", "--pid", "--"])
+            .args(["timeout", "--kill-after=5", &seconds.to_string()])
+            .arg(program)
+            .args(args)
+            .env("CNET_RUNTIME_DIR", self.runtime_dir())
+            .env("CNET_STATE_DIR", self.state_dir())
+            .env_remove("CNET_HOST")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `cnet ARGS` inside the cluster's namespaces.
+    pub fn cnet(&self, args: &[&str]) -> Run {
+        let program = self.bins.join("cnet");
+        Run::from(self.command(&program, args, 120).output().expect("run cnet"))
+    }
+
+    /// Runs a shell command in the cluster's "host" namespace.
+    pub fn sh(&self, script: &str) -> Run {
+        Run::from(self.command(Path::new("/bin/sh"), &["-c", script], 60).output().expect("run sh"))
+    }
+
+    /// `cnet inspect NAME` as JSON.
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.cnet(&["inspect", name]).ok();
+        let mut list: Vec<serde_json::Value> = serde_json::from_str(&out).expect("inspect prints JSON");
+        list.remove(0)
+    }
+
+    /// Gateway address for gRPC clients in the test process (a Unix socket path works
+    /// across network namespaces).
+    pub fn gateway_target(&self) -> String {
+        format!("unix://{}", self.runtime_dir().join("gateway.sock").display())
+    }
+
+    pub fn service_target(&self, service: &str) -> String {
+        format!("unix://{}", self.runtime_dir().join(format!("{service}.sock")).display())
+    }
+
+    /// Host pids of the processes in this cluster whose command name is `name`.
+    pub fn pids_of(&self, name: &str) -> Vec<u32> {
+        let own_ns = std::fs::read_link(format!("/proc/{}/ns/pid", self.ns_pid)).ok();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+            if comm.trim() == name && ns.is_some() && ns == own_ns {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// `kill -9` every process named `name` in the cluster.
+    pub fn kill9(&self, name: &str) -> usize {
+        let pids = self.pids_of(name);
+        for pid in &pids {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+        pids.len()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::env::var_os("CNET_TEST_KEEP").is_some() {
+            eprintln!("keeping cluster: ns pid {}, dir {}", self.ns_pid, self.dir.path().display());
+            return;
+        }
+        // Killing the pid namespace's init kills everything inside; the network and
+        // mount namespaces (with their bridges, veths and mounts) go with the last process.
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.ns_pid as i32, libc::SIGKILL) };
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// Waits for the first child of `pid` (the process `unshare --fork` starts).
+fn wait_for_child(pid: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if let Some(child) = children.split_whitespace().next().and_then(|s| s.parse().ok()) {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "unshare did not start its child");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `seconds`.
+#[track_caller]
+pub fn eventually<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// gRPC clients of a cluster's gateway, for tests that check structured answers.
+pub struct Api {
+    runtime: tokio::runtime::Runtime,
+    pub networks: NetworkServiceClient<Channel>,
+    pub containers: ContainerServiceClient<Channel>,
+}
+
+impl Api {
+    pub fn block<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(future)
+    }
+
+    #[track_caller]
+    pub fn network(&self, name: &str) -> api::Network {
+        let mut client = self.networks.clone();
+        let request = api::InspectNetworkRequest { network: name.into() };
+        self.block(client.inspect_network(request)).expect("inspect network").into_inner()
+    }
+
+    #[track_caller]
+    pub fn container(&self, name: &str) -> api::Container {
+        let mut client = self.containers.clone();
+        let request = api::InspectContainerRequest { container: name.into() };
+        self.block(client.inspect_container(request)).expect("inspect container").into_inner()
+    }
+
+    /// The address (no prefix) a container holds on `network`, empty if none.
+    #[track_caller]
+    pub fn ip(&self, container: &str, network: &str) -> String {
+        let container = self.container(container);
+        container.networks.get(network).map(|e| e.ip_address.clone()).unwrap_or_default()
+    }
+}
+
+impl Cluster {
+    pub fn api(&self) -> Api {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let channel = {
+            let _entered = runtime.enter();
+            cnet_common::client::channel(&self.gateway_target()).expect("gateway address")
+        };
+        Api {
+            runtime,
+            networks: NetworkServiceClient::new(channel.clone()),
+            containers: ContainerServiceClient::new(channel),
+        }
+    }
+}
