@@ -172,7 +172,12 @@ impl Cluster {
 
     /// `kill -9` every process named `name` in the cluster.
     pub fn kill9(&self, name: &str) -> usize {
-        let pids = self.pids_of(name);
+        self.kill9_all(&[name])
+    }
+
+    /// `kill -9` every process with one of `names`, found first and killed together.
+    pub fn kill9_all(&self, names: &[&str]) -> usize {
+        let pids: Vec<u32> = names.iter().flat_map(|name| self.pids_of(name)).collect();
         for pid in &pids {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(*pid as i32, libc::SIGKILL) };

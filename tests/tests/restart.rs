@@ -31,11 +31,12 @@ fn kill_9_of_every_service_loses_nothing() {
     let kernel_before = kernel_view(&cluster);
     let pid1 = api.container("centos1").pid;
 
-    // The supervisor first, so that nothing restarts behind our back.
-    assert_eq!(cluster.kill9("cnet"), 1);
+    // All at once, so that the supervisor restarts nothing behind our back.
     for service in SERVICES {
-        assert_eq!(cluster.kill9(service), 1, "{service} was running");
+        assert_eq!(cluster.pids_of(service).len(), 1, "{service} is running");
     }
+    let names: Vec<&str> = SERVICES.iter().copied().chain(["cnet"]).collect();
+    assert_eq!(cluster.kill9_all(&names), SERVICES.len() + 1);
     eventually("services to die", 10, || SERVICES.iter().all(|s| cluster.pids_of(s).is_empty()).then_some(()));
     cluster.up();
 
@@ -74,8 +75,8 @@ fn a_container_that_died_while_the_gateway_was_down_is_cleaned_up() {
     let api = cluster.api();
     cluster.cnet(&["run", "-d", "--name", "victim"]).ok();
     let pid = api.container("victim").pid;
-    assert_eq!(cluster.kill9("cnet"), 1);
-    assert_eq!(cluster.kill9("cnet-gateway"), 1);
+    assert_eq!(cluster.kill9_all(&["cnet", "cnet-gateway"]), 2);
+    eventually("the gateway to die", 10, || cluster.pids_of("cnet-gateway").is_empty().then_some(()));
     cluster.sh(&format!("kill -9 {pid}")).ok();
     cluster.up();
     let victim = api.container("victim");

@@ -1,0 +1,98 @@
+//! Runs a parsed command line. Gateway commands share one tokio runtime and one
+//! [`Gateway`]; `up` and `down` manage processes and run without it.
+
+pub mod container;
+pub mod exec;
+pub mod network;
+pub mod up;
+
+use std::io::{IsTerminal, Write};
+
+use crate::{
+    cli::{Cli, Command, NetworkCommand},
+    gateway::Gateway,
+};
+
+/// Process-wide setup that depends on the command, done once in `main`.
+pub fn init_process(command: &Command) {
+    // The supervisor logs what it does; other commands stay quiet unless RUST_LOG says.
+    let default_filter = if matches!(command, Command::Up(_)) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // `up -d` logs to a file, where colour codes are noise.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    if !matches!(command, Command::Up(_) | Command::Down) {
+        // Die quietly on a closed pipe (`cnet ps | head -1`) like other Unix tools,
+        // instead of panicking in println!. The supervisor keeps Rust's default.
+        // SAFETY: called before any other thread exists; SIG_DFL has no handler.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+}
+
+/// Runs `cli` and returns the exit code; errors are printed by the caller.
+pub fn execute(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Up(args) => up::up(&cli.global, &args),
+        Command::Down => up::down(&cli.global),
+        command => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            // The channel spawns its connection task, so it is made inside the runtime.
+            runtime.block_on(async {
+                let gateway = Gateway::connect(&cli.global.gateway_target())?;
+                dispatch(&gateway, command).await
+            })
+        }
+    }
+}
+
+async fn dispatch(gateway: &Gateway, command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Network(NetworkCommand::Create(args)) => network::create(gateway, args).await,
+        Command::Network(NetworkCommand::Ls(args)) => network::list(gateway, &args).await,
+        Command::Network(NetworkCommand::Inspect(args)) => {
+            network::inspect(gateway, &args.names).await
+        }
+        Command::Network(NetworkCommand::Rm(args)) => network::remove(gateway, &args.names).await,
+        Command::Create(args) => container::create(gateway, &args).await,
+        Command::Run(args) => container::run(gateway, &args).await,
+        Command::Ps(args) => container::list(gateway, &args).await,
+        Command::Inspect(args) => container::inspect(gateway, &args.names).await,
+        Command::Start(args) => container::start(gateway, &args.names).await,
+        Command::Stop(args) => container::stop(gateway, &args).await,
+        Command::Rm(args) => container::remove(gateway, &args).await,
+        Command::Logs(args) => container::logs(gateway, &args).await,
+        Command::Exec(args) => exec::exec(gateway, &args).await,
+        Command::Up(_) | Command::Down => unreachable!("handled without a gateway"),
+    }
+}
+
+/// Applies `action` to every name like Docker does for `rm a b c`: print each name that
+/// succeeded, report each failure on stderr, go on, and exit 1 if anything failed.
+async fn for_each_name(
+    names: &[String],
+    mut action: impl AsyncFnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<i32> {
+    let mut failed = false;
+    for name in names {
+        match action(name).await {
+            Ok(()) => print(&format!("{name}\n"))?,
+            Err(error) => {
+                eprintln!("Error: {error:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+/// Writes to stdout and flushes, so output interleaves correctly with stderr.
+fn print(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
