@@ -83,7 +83,15 @@ impl Cluster {
     pub fn bare() -> Self {
         let dir = tempfile::Builder::new().prefix("cnet-test-").tempdir().expect("temp dir");
         let holder = Command::new("unshare")
-            .args(["--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private"])
+            .args([
+                "--net",
+                "--mount",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--propagation",
+                "private",
+            ])
             .args(["sleep", "infinity"])
             .stdin(Stdio::null())
             .spawn()
@@ -141,7 +149,8 @@ impl Cluster {
     /// `cnet inspect NAME` as JSON.
     pub fn inspect(&self, name: &str) -> serde_json::Value {
         let out = self.cnet(&["inspect", name]).ok();
-        let mut list: Vec<serde_json::Value> = serde_json::from_str(&out).expect("inspect prints JSON");
+        let mut list: Vec<serde_json::Value> =
+            serde_json::from_str(&out).expect("inspect prints JSON");
         list.remove(0)
     }
 
@@ -155,15 +164,20 @@ impl Cluster {
         format!("unix://{}", self.runtime_dir().join(format!("{service}.sock")).display())
     }
 
-    /// Host pids of the processes in this cluster whose command name is `name`.
+    /// Host pids of the live processes in this cluster whose command name is `name`.
     pub fn pids_of(&self, name: &str) -> Vec<u32> {
         let own_ns = std::fs::read_link(format!("/proc/{}/ns/pid", self.ns_pid)).ok();
         let mut pids = Vec::new();
         for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-            if comm.trim() == name && ns.is_some() && ns == own_ns {
+            // Zombies are dead already; the namespace's init (`sleep`) never reaps them.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+            if comm.trim() == name && !zombie && ns.is_some() && ns == own_ns {
                 pids.push(pid);
             }
         }
@@ -205,7 +219,8 @@ impl Drop for Cluster {
 fn wait_for_child(pid: u32) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
         if let Some(child) = children.split_whitespace().next().and_then(|s| s.parse().ok()) {
             return child;
         }
@@ -263,7 +278,8 @@ impl Api {
 
 impl Cluster {
     pub fn api(&self) -> Api {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let channel = {
             let _entered = runtime.enter();
             cnet_common::client::channel(&self.gateway_target()).expect("gateway address")

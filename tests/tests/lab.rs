@@ -10,16 +10,29 @@ fn user_defined_bridge_network_as_in_the_lab() {
     let api = cluster.api();
     cluster
         .cnet(&[
-            "network", "create", "--driver", "bridge", "--subnet", "172.16.1.0/16", "--ip-range",
-            "172.16.1.0/24", "--gateway", "172.16.1.1", "vswitch01",
+            "network",
+            "create",
+            "--driver",
+            "bridge",
+            "--subnet",
+            "172.16.1.0/16",
+            "--ip-range",
+            "172.16.1.0/24",
+            "--gateway",
+            "172.16.1.1",
+            "vswitch01",
         ])
         .ok();
     for name in ["centos1", "centos2"] {
-        cluster.cnet(&["run", "-d", "--name", name, "--hostname", name, "--network", "vswitch01"]).ok();
+        cluster
+            .cnet(&["run", "-d", "--name", name, "--hostname", name, "--network", "vswitch01"])
+            .ok();
     }
 
     // Addresses: .0 is a valid host address of the /16 (NET-3), .1 is the gateway.
-    let eth0 = |name: &str| cluster.cnet(&["exec", name, "--", "ip", "-o", "-4", "addr", "show", "eth0"]).ok();
+    let eth0 = |name: &str| {
+        cluster.cnet(&["exec", name, "--", "ip", "-o", "-4", "addr", "show", "eth0"]).ok()
+    };
     assert!(eth0("centos1").contains("inet 172.16.1.0/16"), "{}", eth0("centos1"));
     assert!(eth0("centos2").contains("inet 172.16.1.2/16"), "{}", eth0("centos2"));
     let link = cluster.cnet(&["exec", "centos1", "--", "ip", "-o", "link", "show", "eth0"]).ok();
@@ -58,7 +71,7 @@ fn user_defined_bridge_network_as_in_the_lab() {
 fn default_bridge_network_avoids_prefixes_the_host_uses() {
     let cluster = Cluster::bare();
     // A host that runs Docker has docker0 on 172.17.0.0/16.
-    cluster.sh("ip link add docker0 type dummy && ip addr add 172.17.0.1/16 dev docker0 && ip link set docker0 up").ok();
+    cluster.sh("ip link add docker0 type bridge && ip addr add 172.17.0.1/16 dev docker0 && ip link set docker0 up").ok();
     cluster.up();
     let api = cluster.api();
     let bridge = api.network("bridge");
@@ -70,7 +83,11 @@ fn default_bridge_network_avoids_prefixes_the_host_uses() {
     cluster.cnet(&["run", "-d", "--name", "web"]).ok();
     assert_eq!(api.ip("web", "bridge"), "172.18.0.2");
     let hostname = cluster.cnet(&["exec", "web", "--", "hostname"]).ok();
-    assert_eq!(hostname.trim(), &api.container("web").id[..12], "default hostname is the short id (FILE-4)");
+    assert_eq!(
+        hostname.trim(),
+        &api.container("web").id[..12],
+        "default hostname is the short id (FILE-4)"
+    );
     // A network without --subnet takes the next free default pool.
     cluster.cnet(&["network", "create", "auto1"]).ok();
     assert_eq!(api.network("auto1").ipam.unwrap().subnet, "172.19.0.0/16");

@@ -7,8 +7,15 @@ use cnet_tests::{Cluster, eventually};
 fn lab_network(cluster: &Cluster) {
     cluster
         .cnet(&[
-            "network", "create", "--subnet", "172.16.1.0/16", "--ip-range", "172.16.1.0/24",
-            "--gateway", "172.16.1.1", "vswitch01",
+            "network",
+            "create",
+            "--subnet",
+            "172.16.1.0/16",
+            "--ip-range",
+            "172.16.1.0/24",
+            "--gateway",
+            "172.16.1.1",
+            "vswitch01",
         ])
         .ok();
 }
@@ -48,12 +55,15 @@ fn static_ip_outside_the_range_is_kept_across_restarts() {
     let cluster = Cluster::start();
     let api = cluster.api();
     lab_network(&cluster);
-    cluster.cnet(&["run", "-d", "--name", "fixed", "--network", "vswitch01", "--ip", "172.16.2.7"]).ok();
+    cluster
+        .cnet(&["run", "-d", "--name", "fixed", "--network", "vswitch01", "--ip", "172.16.2.7"])
+        .ok();
     assert_eq!(api.ip("fixed", "vswitch01"), "172.16.2.7");
     cluster.cnet(&["stop", "fixed"]).ok();
     cluster.cnet(&["start", "fixed"]).ok();
     assert_eq!(api.ip("fixed", "vswitch01"), "172.16.2.7");
-    let addr = cluster.cnet(&["exec", "fixed", "--", "ip", "-o", "-4", "addr", "show", "eth0"]).ok();
+    let addr =
+        cluster.cnet(&["exec", "fixed", "--", "ip", "-o", "-4", "addr", "show", "eth0"]).ok();
     assert!(addr.contains("172.16.2.7/16"), "{addr}");
 }
 
@@ -64,7 +74,8 @@ fn a_process_that_ends_by_itself_is_cleaned_up_like_a_stop() {
     cluster.cnet(&["run", "-d", "--name", "brief", "--", "sh", "-c", "sleep 0.5; exit 3"]).ok();
     let container = eventually("the container to exit", 20, || {
         let container = api.container("brief");
-        (container.state == cnet_proto::gateway::v1::ContainerState::Exited as i32).then_some(container)
+        (container.state == cnet_proto::gateway::v1::ContainerState::Exited as i32)
+            .then_some(container)
     });
     assert_eq!(container.exit_code, 3);
     assert_eq!(container.networks["bridge"].ip_address, "");
@@ -75,7 +86,15 @@ fn a_process_that_ends_by_itself_is_cleaned_up_like_a_stop() {
 #[test]
 fn foreground_run_prints_output_and_returns_the_exit_code() {
     let cluster = Cluster::start();
-    let run = cluster.cnet(&["run", "--name", "hello", "--", "sh", "-c", "echo hello from $(hostname); exit 7"]);
+    let run = cluster.cnet(&[
+        "run",
+        "--name",
+        "hello",
+        "--",
+        "sh",
+        "-c",
+        "echo hello from $(hostname); exit 7",
+    ]);
     assert_eq!(run.code, 7, "{run:#?}");
     assert!(run.stdout.contains("hello from "), "{run:#?}");
     let logs = cluster.cnet(&["logs", "hello"]).ok();
@@ -93,7 +112,9 @@ fn remove_refuses_a_running_container_and_force_leaves_nothing() {
     assert!(!all.contains("busy"), "{all}");
     let veths = cluster.sh("ip -o link show type veth").ok();
     assert!(veths.trim().is_empty(), "{veths}");
-    let netns = cluster.sh(&format!("ls {}/netns 2>/dev/null || true", cluster.runtime_dir().display())).ok();
+    let netns = cluster
+        .sh(&format!("ls {}/netns 2>/dev/null || true", cluster.runtime_dir().display()))
+        .ok();
     assert!(netns.trim().is_empty(), "no namespace file is left: {netns}");
     let error = cluster.cnet(&["rm", "busy"]).err();
     assert!(error.contains("No such container: busy"), "{error}");

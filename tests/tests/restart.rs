@@ -17,12 +17,21 @@ fn kill_9_of_every_service_loses_nothing() {
     let api = cluster.api();
     cluster
         .cnet(&[
-            "network", "create", "--subnet", "172.16.1.0/16", "--ip-range", "172.16.1.0/24",
-            "--gateway", "172.16.1.1", "vswitch01",
+            "network",
+            "create",
+            "--subnet",
+            "172.16.1.0/16",
+            "--ip-range",
+            "172.16.1.0/24",
+            "--gateway",
+            "172.16.1.1",
+            "vswitch01",
         ])
         .ok();
     for name in ["centos1", "centos2"] {
-        cluster.cnet(&["run", "-d", "--name", name, "--hostname", name, "--network", "vswitch01"]).ok();
+        cluster
+            .cnet(&["run", "-d", "--name", name, "--hostname", name, "--network", "vswitch01"])
+            .ok();
     }
     cluster.cnet(&["run", "-d", "--name", "stopped", "--network", "vswitch01"]).ok();
     cluster.cnet(&["stop", "stopped"]).ok();
@@ -37,8 +46,11 @@ fn kill_9_of_every_service_loses_nothing() {
     }
     let names: Vec<&str> = SERVICES.iter().copied().chain(["cnet"]).collect();
     assert_eq!(cluster.kill9_all(&names), SERVICES.len() + 1);
-    eventually("services to die", 10, || SERVICES.iter().all(|s| cluster.pids_of(s).is_empty()).then_some(()));
+    eventually("services to die", 10, || {
+        SERVICES.iter().all(|s| cluster.pids_of(s).is_empty()).then_some(())
+    });
     cluster.up();
+    let api = cluster.api(); // the old connection died with the old gateway
 
     assert_eq!(cluster.cnet(&["network", "ls"]).ok(), networks_before);
     assert_eq!(cluster.cnet(&["ps", "-a", "--format", "json"]).ok(), containers_before);
@@ -76,9 +88,12 @@ fn a_container_that_died_while_the_gateway_was_down_is_cleaned_up() {
     cluster.cnet(&["run", "-d", "--name", "victim"]).ok();
     let pid = api.container("victim").pid;
     assert_eq!(cluster.kill9_all(&["cnet", "cnet-gateway"]), 2);
-    eventually("the gateway to die", 10, || cluster.pids_of("cnet-gateway").is_empty().then_some(()));
+    eventually("the gateway to die", 10, || {
+        cluster.pids_of("cnet-gateway").is_empty().then_some(())
+    });
     cluster.sh(&format!("kill -9 {pid}")).ok();
     cluster.up();
+    let api = cluster.api();
     let victim = api.container("victim");
     assert_eq!(victim.state, cnet_proto::gateway::v1::ContainerState::Exited as i32);
     assert_eq!(victim.networks["bridge"].ip_address, "");

@@ -54,10 +54,20 @@ where
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
-            Err(status) if status.code() == Code::Unavailable => {
+            Err(status) if is_transient(&status) => {
                 return Err(Status::unavailable(format!("{what}: {}", status.message())));
             }
             Err(status) => return Err(status),
         }
     }
+}
+
+/// UNAVAILABLE, or a connection that broke under a request (the service was killed):
+/// both mean the service may be back in a moment, and every call here is idempotent.
+fn is_transient(status: &Status) -> bool {
+    use std::error::Error as _;
+    status.code() == Code::Unavailable
+        || status
+            .source()
+            .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
 }
