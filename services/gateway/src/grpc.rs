@@ -9,7 +9,10 @@ use cnet_proto::gateway::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{ContainerRecord, NetworkRecord, RunState, network::NetworkSpec},
+    domain::{
+        ContainerRecord, NetworkRecord, RunState,
+        network::{NetworkRequest, NetworkSpec},
+    },
     ops::{CreateSpec, DEFAULT_STOP_TIMEOUT, Gateway},
     sandbox::ContainerFiles,
 };
@@ -168,16 +171,16 @@ impl NetworkService for Api {
         request: Request<api::CreateNetworkRequest>,
     ) -> Result<Response<api::Network>, Status> {
         let r = request.into_inner();
-        let spec = NetworkSpec::parse(
-            &r.name,
-            &r.driver,
-            &r.subnet,
-            &r.ip_range,
-            &r.gateway,
-            r.internal,
-            r.labels.into_iter().collect(),
-            r.options.into_iter().collect(),
-        )
+        let spec = NetworkSpec::parse(NetworkRequest {
+            name: r.name,
+            driver: r.driver,
+            subnet: r.subnet,
+            ip_range: r.ip_range,
+            gateway: r.gateway,
+            internal: r.internal,
+            labels: r.labels.into_iter().collect(),
+            options: r.options.into_iter().collect(),
+        })
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let network = self.gateway.create_network(spec).await?;
         Ok(Response::new(self.network_message(network, &[])))

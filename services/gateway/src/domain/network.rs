@@ -78,17 +78,25 @@ pub enum SpecError {
     Mtu(String),
 }
 
+/// A create request as received, before any check.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkRequest {
+    pub name: String,
+    pub driver: String,
+    pub subnet: String,
+    pub ip_range: String,
+    pub gateway: String,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+}
+
 impl NetworkSpec {
-    pub fn parse(
-        name: &str,
-        driver: &str,
-        subnet: &str,
-        ip_range: &str,
-        gateway: &str,
-        internal: bool,
-        labels: BTreeMap<String, String>,
-        options: BTreeMap<String, String>,
-    ) -> Result<Self, SpecError> {
+    pub fn parse(request: NetworkRequest) -> Result<Self, SpecError> {
+        let NetworkRequest { name, driver, subnet, ip_range, gateway, internal, labels, options } =
+            request;
+        let (name, driver, subnet, ip_range, gateway) =
+            (name.as_str(), driver.as_str(), subnet.as_str(), ip_range.as_str(), gateway.as_str());
         if !names::is_valid_name(name) {
             return Err(SpecError::Name(name.to_owned()));
         }
@@ -159,7 +167,14 @@ mod tests {
         options: &[(&str, &str)],
     ) -> Result<NetworkSpec, SpecError> {
         let options = options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        NetworkSpec::parse(name, "bridge", subnet, range, gateway, false, BTreeMap::new(), options)
+        NetworkSpec::parse(NetworkRequest {
+            name: name.into(),
+            subnet: subnet.into(),
+            ip_range: range.into(),
+            gateway: gateway.into(),
+            options,
+            ..Default::default()
+        })
     }
 
     #[test]
@@ -171,7 +186,15 @@ mod tests {
 
     #[test]
     fn bad_requests_are_refused_with_dockers_words() {
-        let cases: &[(&str, &str, &str, &str, &[(&str, &str)], SpecError)] = &[
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            SpecError,
+        );
+        let cases: &[Case] = &[
             ("x", "", "", "", &[], SpecError::Name("x".into())),
             ("n1", "", "10.0.0.0/24", "", &[], SpecError::RangeWithoutSubnet),
             ("n1", "", "", "10.0.0.1", &[], SpecError::RangeWithoutSubnet),
@@ -181,16 +204,11 @@ mod tests {
         for (name, subnet, range, gateway, options, expected) in cases {
             assert_eq!(parse(name, subnet, range, gateway, options).unwrap_err(), *expected);
         }
-        let error = NetworkSpec::parse(
-            "n1",
-            "overlay",
-            "",
-            "",
-            "",
-            false,
-            BTreeMap::new(),
-            BTreeMap::new(),
-        );
+        let error = NetworkSpec::parse(NetworkRequest {
+            name: "n1".into(),
+            driver: "overlay".into(),
+            ..Default::default()
+        });
         assert_eq!(error.unwrap_err(), SpecError::Driver("overlay".into()));
     }
 

@@ -166,10 +166,11 @@ impl Gateway {
             record
         };
         let files = ContainerFiles::new(&self.state_dir, &record.id);
-        if let Err(error) = std::fs::remove_dir_all(&files.dir) {
-            if error.kind() != std::io::ErrorKind::NotFound {
+        match std::fs::remove_dir_all(&files.dir) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
                 return Err(Error::Io { what: "remove container directory".into(), source: error });
             }
+            _ => {}
         }
         self.records.delete_container(&record.id).await?;
         drop(guard);

@@ -9,7 +9,7 @@ use crate::{
     domain::{
         NetworkRecord,
         names::{self},
-        network::{self, DEFAULT_NETWORK, NetworkSpec},
+        network::{self, DEFAULT_NETWORK, NetworkRequest, NetworkSpec},
     },
     error::{Error, Result},
     now,
@@ -189,16 +189,11 @@ impl Gateway {
         }
         let options =
             [("com.docker.network.bridge.name".to_owned(), self.default_bridge_name.clone())];
-        let spec = NetworkSpec::parse(
-            DEFAULT_NETWORK,
-            "bridge",
-            "",
-            "",
-            "",
-            false,
-            Default::default(),
-            options.into_iter().collect(),
-        )
+        let spec = NetworkSpec::parse(NetworkRequest {
+            name: DEFAULT_NETWORK.into(),
+            options: options.into_iter().collect(),
+            ..Default::default()
+        })
         .map_err(|e| Error::InvalidArgument(format!("default network: {e}")))?;
         self.create_network_locked(spec, true).await.map(|_| ())
     }
