@@ -3,8 +3,14 @@
 
 use std::{env, path::PathBuf};
 
-const PROTOS: &[&str] =
-    &["cnet/ipam/v1/ipam.proto", "cnet/bridge/v1/bridge.proto", "cnet/gateway/v1/gateway.proto"];
+const PROTOS: &[&str] = &[
+    "cnet/ipam/v1/ipam.proto",
+    "cnet/bridge/v1/bridge.proto",
+    "cnet/gateway/v1/gateway.proto",
+    "cnet/dns/v1/dns.proto",
+    "cnet/nat/v1/nat.proto",
+    "cnet/hosts/v1/hosts.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

@@ -22,3 +22,21 @@ pub mod gateway {
         tonic::include_proto!("cnet.gateway.v1");
     }
 }
+
+pub mod dns {
+    pub mod v1 {
+        tonic::include_proto!("cnet.dns.v1");
+    }
+}
+
+pub mod nat {
+    pub mod v1 {
+        tonic::include_proto!("cnet.nat.v1");
+    }
+}
+
+pub mod hosts {
+    pub mod v1 {
+        tonic::include_proto!("cnet.hosts.v1");
+    }
+}
