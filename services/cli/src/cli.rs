@@ -98,6 +98,41 @@ pub enum NetworkCommand {
     /// Remove networks
     #[command(visible_alias = "remove")]
     Rm(NamesArgs),
+    /// Remove every network no running container uses
+    Prune(PruneArgs),
+    /// Connect a container to a network (the next ethN inside it)
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Accepted for Docker compatibility: cnet never asks for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Static IPv4 address (user-defined networks with a --subnet only)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Network-scoped alias for the container
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub aliases: Vec<String>,
+    /// Network name or id
+    pub network: String,
+    /// Container name or id
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DisconnectArgs {
+    /// Network name or id
+    pub network: String,
+    /// Container name or id
+    pub container: String,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +214,9 @@ pub struct CreateArgs {
     /// Static IPv4 address (user-defined networks with a --subnet only)
     #[arg(long)]
     pub ip: Option<String>,
+    /// Network-scoped alias (user-defined networks only)
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_aliases: Vec<String>,
     /// Environment variable (KEY=VALUE, or KEY to pass on this shell's value)
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

@@ -58,6 +58,11 @@ async fn dispatch(gateway: &Gateway, command: Command) -> anyhow::Result<i32> {
             network::inspect(gateway, &args.names).await
         }
         Command::Network(NetworkCommand::Rm(args)) => network::remove(gateway, &args.names).await,
+        Command::Network(NetworkCommand::Prune(_)) => network::prune(gateway).await,
+        Command::Network(NetworkCommand::Connect(args)) => network::connect(gateway, args).await,
+        Command::Network(NetworkCommand::Disconnect(args)) => {
+            network::disconnect(gateway, &args).await
+        }
         Command::Create(args) => container::create(gateway, &args).await,
         Command::Run(args) => container::run(gateway, &args).await,
         Command::Ps(args) => container::list(gateway, &args).await,

@@ -2,8 +2,9 @@
 //! RPC, and the rule that turns a failed call into a message for people.
 
 use cnet_proto::gateway::v1::{
-    Container, CreateContainerRequest, CreateNetworkRequest, InspectContainerRequest,
-    InspectNetworkRequest, ListContainersRequest, ListNetworksRequest, Network,
+    ConnectNetworkRequest, Container, CreateContainerRequest, CreateNetworkRequest,
+    DisconnectNetworkRequest, InspectContainerRequest, InspectNetworkRequest,
+    ListContainersRequest, ListNetworksRequest, Network, PruneNetworksRequest,
     RemoveContainerRequest, RemoveNetworkRequest, StartContainerRequest, StopContainerRequest,
     container_service_client::ContainerServiceClient, network_service_client::NetworkServiceClient,
 };
@@ -44,6 +45,31 @@ impl Gateway {
     pub async fn remove_network(&self, network: &str) -> anyhow::Result<()> {
         let request = RemoveNetworkRequest { network: network.to_owned() };
         self.answer(self.networks.clone().remove_network(request).await).map(drop)
+    }
+
+    /// Names of the removed networks.
+    pub async fn prune_networks(&self) -> anyhow::Result<Vec<String>> {
+        let response = self.networks.clone().prune_networks(PruneNetworksRequest {}).await;
+        Ok(self.answer(response)?.removed)
+    }
+
+    pub async fn connect_network(
+        &self,
+        request: ConnectNetworkRequest,
+    ) -> anyhow::Result<Container> {
+        self.answer(self.networks.clone().connect_network(request).await)
+    }
+
+    pub async fn disconnect_network(
+        &self,
+        network: &str,
+        container: &str,
+    ) -> anyhow::Result<Container> {
+        let request = DisconnectNetworkRequest {
+            network: network.to_owned(),
+            container: container.to_owned(),
+        };
+        self.answer(self.networks.clone().disconnect_network(request).await)
     }
 
     pub async fn create_container(
@@ -180,6 +206,25 @@ mod tests {
         ) -> Result<tonic::Response<cnet_proto::gateway::v1::RemoveNetworkResponse>, Status>
         {
             Err(Status::unimplemented("remove"))
+        }
+        async fn prune_networks(
+            &self,
+            _: tonic::Request<cnet_proto::gateway::v1::PruneNetworksRequest>,
+        ) -> Result<tonic::Response<cnet_proto::gateway::v1::PruneNetworksResponse>, Status>
+        {
+            Err(Status::unimplemented("prune"))
+        }
+        async fn connect_network(
+            &self,
+            _: tonic::Request<cnet_proto::gateway::v1::ConnectNetworkRequest>,
+        ) -> Result<tonic::Response<Container>, Status> {
+            Err(Status::unimplemented("connect"))
+        }
+        async fn disconnect_network(
+            &self,
+            _: tonic::Request<cnet_proto::gateway::v1::DisconnectNetworkRequest>,
+        ) -> Result<tonic::Response<Container>, Status> {
+            Err(Status::unimplemented("disconnect"))
         }
     }
 

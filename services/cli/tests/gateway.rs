@@ -93,6 +93,27 @@ impl NetworkService for Fake {
         self.networks.lock().unwrap().retain(|n| n.id != network.id);
         Ok(Response::new(RemoveNetworkResponse { id: network.id }))
     }
+
+    async fn prune_networks(
+        &self,
+        _: Request<cnet_proto::gateway::v1::PruneNetworksRequest>,
+    ) -> Result<Response<cnet_proto::gateway::v1::PruneNetworksResponse>, Status> {
+        Err(Status::unimplemented("prune is not faked"))
+    }
+
+    async fn connect_network(
+        &self,
+        _: Request<cnet_proto::gateway::v1::ConnectNetworkRequest>,
+    ) -> Result<Response<Container>, Status> {
+        Err(Status::unimplemented("connect is not faked"))
+    }
+
+    async fn disconnect_network(
+        &self,
+        _: Request<cnet_proto::gateway::v1::DisconnectNetworkRequest>,
+    ) -> Result<Response<Container>, Status> {
+        Err(Status::unimplemented("disconnect is not faked"))
+    }
 }
 
 #[tonic::async_trait]

@@ -7,5 +7,5 @@ pub mod files;
 pub mod names;
 pub mod network;
 
-pub use container::{Attachment, ContainerRecord, Lease, RunState};
+pub use container::{Attachment, ContainerRecord, Lease, NetworkMode, RunState};
 pub use network::NetworkRecord;

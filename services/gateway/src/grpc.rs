@@ -105,6 +105,7 @@ impl Api {
                             .static_ip
                             .map(|ip| ip.to_string())
                             .unwrap_or_default(),
+                        aliases: attachment.aliases.clone(),
                     },
                 ))
             })
@@ -152,6 +153,7 @@ fn create_spec(request: api::CreateContainerRequest) -> CreateSpec {
         ip: request.ip,
         command: request.command,
         env: request.env,
+        aliases: request.aliases,
     }
 }
 
@@ -209,6 +211,43 @@ impl NetworkService for Api {
         let network = self.gateway.find_network(reference)?;
         let containers = self.gateway.containers()?;
         Ok(Response::new(self.network_message(network, &containers)))
+    }
+
+    async fn prune_networks(
+        &self,
+        _: Request<api::PruneNetworksRequest>,
+    ) -> Result<Response<api::PruneNetworksResponse>, Status> {
+        let removed = self.gateway.prune_networks().await?;
+        Ok(Response::new(api::PruneNetworksResponse {
+            removed: removed.into_iter().map(|n| n.name).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(network = %request.get_ref().network, container = %request.get_ref().container))]
+    async fn connect_network(
+        &self,
+        request: Request<api::ConnectNetworkRequest>,
+    ) -> Result<Response<api::Container>, Status> {
+        let request = request.into_inner();
+        let network = required(&request.network, "network")?;
+        let container = required(&request.container, "container")?;
+        let record = self
+            .gateway
+            .connect_network(network, container, &request.ip, request.aliases.clone())
+            .await?;
+        self.one_container(record)
+    }
+
+    #[tracing::instrument(skip_all, fields(network = %request.get_ref().network, container = %request.get_ref().container))]
+    async fn disconnect_network(
+        &self,
+        request: Request<api::DisconnectNetworkRequest>,
+    ) -> Result<Response<api::Container>, Status> {
+        let request = request.into_inner();
+        let network = required(&request.network, "network")?;
+        let container = required(&request.container, "container")?;
+        let record = self.gateway.disconnect_network(network, container).await?;
+        self.one_container(record)
     }
 
     #[tracing::instrument(skip_all, fields(network = %request.get_ref().network))]

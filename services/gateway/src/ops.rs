@@ -6,6 +6,7 @@
 //! remove), `network_gate` (read by anything that attaches to a network, written by
 //! network removal), then one lock per container (start, stop, exit handling).
 
+mod connect;
 mod container;
 pub use container::CreateSpec;
 pub use lifecycle::DEFAULT_STOP_TIMEOUT;

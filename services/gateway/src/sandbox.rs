@@ -42,9 +42,16 @@ impl ContainerFiles {
 }
 
 pub struct Launch<'a> {
-    pub netns_path: &'a Path,
-    pub hostname: &'a str,
-    pub files: &'a ContainerFiles,
+    /// Network namespace to enter; `None` stays in the host's (host mode).
+    pub netns: Option<&'a Path>,
+    /// UTS namespace to join (container mode); otherwise the process gets its own.
+    pub uts: Option<&'a Path>,
+    /// Hostname to set in its own UTS namespace; `None` keeps the one it has.
+    pub hostname: Option<&'a str>,
+    /// Files to bind-mount over /etc/hosts, /etc/resolv.conf and /etc/hostname;
+    /// `None` leaves the host's (host mode).
+    pub files: Option<&'a ContainerFiles>,
+    pub log: &'a Path,
     pub command: &'a [String],
     pub env: &'a [String],
 }
@@ -56,33 +63,50 @@ pub struct Started {
     pub start_ticks: u64,
 }
 
+/// Everything the forked child needs, prepared before the fork so that the child only
+/// makes syscalls.
+struct Entry {
+    netns: Option<File>,
+    uts: Option<File>,
+    hostname: Option<CString>,
+    binds: Vec<(CString, CString)>,
+}
+
 pub fn spawn(launch: &Launch<'_>) -> io::Result<Started> {
     let (program, args) = launch
         .command
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    let netns = File::open(launch.netns_path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("open network namespace {}: {e}", launch.netns_path.display()),
-        )
-    })?;
-    let hostname = CString::new(launch.hostname).map_err(|_| invalid("hostname contains NUL"))?;
-    let binds = bind_mounts(launch.files)?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(launch.files.log())?;
+    let open = |path: &Path, what: &str| {
+        File::open(path).map_err(|e| {
+            io::Error::new(e.kind(), format!("open {what} namespace {}: {e}", path.display()))
+        })
+    };
+    let entry = Entry {
+        netns: launch.netns.map(|path| open(path, "network")).transpose()?,
+        uts: launch.uts.map(|path| open(path, "UTS")).transpose()?,
+        hostname: launch
+            .hostname
+            .map(|name| CString::new(name).map_err(|_| invalid("hostname contains NUL")))
+            .transpose()?,
+        binds: launch.files.map(bind_mounts).transpose()?.unwrap_or_default(),
+    };
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(launch.log)?;
 
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
         .env_clear()
         .env("PATH", CONTAINER_PATH)
-        .env("HOSTNAME", launch.hostname)
         .env("HOME", "/root")
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(false);
+    if let Some(hostname) = launch.hostname {
+        command.env("HOSTNAME", hostname);
+    }
     for pair in launch.env {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         command.env(key, value);
@@ -90,7 +114,7 @@ pub fn spawn(launch: &Launch<'_>) -> io::Result<Started> {
     // SAFETY: the closure runs in the forked child before exec and only makes raw
     // syscalls on data prepared before the fork; it allocates nothing.
     unsafe {
-        command.pre_exec(move || enter_sandbox(&netns, &hostname, &binds));
+        command.pre_exec(move || enter_sandbox(&entry));
     }
     let child = command.spawn().map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
@@ -129,15 +153,23 @@ fn bind_mounts(files: &ContainerFiles) -> io::Result<Vec<(CString, CString)>> {
     Ok(binds)
 }
 
-fn enter_sandbox(netns: &File, hostname: &CString, binds: &[(CString, CString)]) -> io::Result<()> {
+fn enter_sandbox(entry: &Entry) -> io::Result<()> {
     fn check(result: libc::c_int) -> io::Result<()> {
         if result < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
-    // SAFETY: plain syscalls on valid, NUL-terminated buffers that outlive the calls.
+    // SAFETY: plain syscalls on valid fds and NUL-terminated buffers that outlive them.
     unsafe {
-        check(libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET))?;
-        check(libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWNS))?;
-        check(libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()))?;
+        if let Some(netns) = &entry.netns {
+            check(libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET))?;
+        }
+        match &entry.uts {
+            Some(uts) => check(libc::setns(uts.as_raw_fd(), libc::CLONE_NEWUTS))?,
+            None => check(libc::unshare(libc::CLONE_NEWUTS))?,
+        }
+        if let Some(hostname) = &entry.hostname {
+            check(libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()))?;
+        }
+        check(libc::unshare(libc::CLONE_NEWNS))?;
         // Private propagation keeps the bind mounts below out of the host's mount table.
         check(libc::mount(
             std::ptr::null(),
@@ -146,7 +178,7 @@ fn enter_sandbox(netns: &File, hostname: &CString, binds: &[(CString, CString)])
             libc::MS_REC | libc::MS_PRIVATE,
             std::ptr::null(),
         ))?;
-        for (source, target) in binds {
+        for (source, target) in &entry.binds {
             check(libc::mount(
                 source.as_ptr(),
                 target.as_ptr(),

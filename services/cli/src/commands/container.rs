@@ -67,6 +67,7 @@ pub fn request(
         ip: args.ip.clone().unwrap_or_default(),
         command: args.command.clone(),
         env,
+        aliases: args.network_aliases.clone(),
     })
 }
 

@@ -1,10 +1,10 @@
 //! `cnet network create | ls | inspect | rm`.
 
-use cnet_proto::gateway::v1::{CreateNetworkRequest, Network};
+use cnet_proto::gateway::v1::{ConnectNetworkRequest, CreateNetworkRequest, Network};
 
 use super::{for_each_name, print};
 use crate::{
-    cli::{Format, ListArgs, NetworkCreateArgs},
+    cli::{ConnectArgs, DisconnectArgs, Format, ListArgs, NetworkCreateArgs},
     gateway::Gateway,
     output::{self, network::NetworkJson},
 };
@@ -28,6 +28,31 @@ pub fn request(args: NetworkCreateArgs) -> CreateNetworkRequest {
         labels: args.labels.into_iter().collect(),
         options: args.options.into_iter().collect(),
     }
+}
+
+/// Prints the removed networks' names, under Docker's heading.
+pub async fn prune(gateway: &Gateway) -> anyhow::Result<i32> {
+    let removed = gateway.prune_networks().await?;
+    if !removed.is_empty() {
+        print(&format!("Deleted Networks:\n{}\n", removed.join("\n")))?;
+    }
+    Ok(0)
+}
+
+pub async fn connect(gateway: &Gateway, args: ConnectArgs) -> anyhow::Result<i32> {
+    let request = ConnectNetworkRequest {
+        network: args.network,
+        container: args.container,
+        ip: args.ip.unwrap_or_default(),
+        aliases: args.aliases,
+    };
+    gateway.connect_network(request).await?;
+    Ok(0)
+}
+
+pub async fn disconnect(gateway: &Gateway, args: &DisconnectArgs) -> anyhow::Result<i32> {
+    gateway.disconnect_network(&args.network, &args.container).await?;
+    Ok(0)
 }
 
 pub async fn list(gateway: &Gateway, args: &ListArgs) -> anyhow::Result<i32> {

@@ -15,9 +15,12 @@ pub struct ContainerRecord {
     pub hostname: String,
     pub command: Vec<String>,
     pub env: Vec<String>,
-    /// As requested: a network name or id ("bridge" by default).
+    /// As Docker shows it: a network name, "host", "none" or "container:<id>".
     pub network_mode: String,
-    /// Networks in connect order; the first one carries the default route.
+    /// How the container gets its network namespace.
+    pub mode: NetworkMode,
+    /// Bridge networks in connect order; the first one carries the default route.
+    /// Empty in host, none and container modes.
     pub attachments: Vec<Attachment>,
     pub state: RunState,
     pub created: String,
@@ -26,9 +29,25 @@ pub struct ContainerRecord {
     pub exit_code: i32,
 }
 
+/// Docker's network modes (scenarios A–E).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetworkMode {
+    /// A namespace of its own with one veth per attached bridge network.
+    Bridge,
+    /// The host's namespace: no isolation, nothing on any bridge (HOST-1).
+    Host,
+    /// A namespace of its own with only `lo` (NONE-1).
+    None,
+    /// The namespace of another container, by id (CNS-1).
+    Container(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attachment {
     pub network_id: String,
+    /// `--network-alias` / `connect --alias` names on this network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// `--ip`, kept across restarts (NET-5).
     pub static_ip: Option<Ipv4Addr>,
     /// Present while the container runs: addresses are released on stop (NET-5).
@@ -71,6 +90,24 @@ impl ContainerRecord {
     /// The sandbox (network namespace) id the bridge agent knows this container by.
     pub fn sandbox_id(&self) -> &str {
         &self.id
+    }
+
+    /// Host and container modes use a namespace that is not the container's own.
+    pub fn shares_namespace(&self) -> bool {
+        matches!(self.mode, NetworkMode::Host | NetworkMode::Container(_))
+    }
+
+    /// Lowest `ethN` not used by another attachment.
+    pub fn next_ifname(&self) -> String {
+        let used: Vec<&str> = self
+            .attachments
+            .iter()
+            .filter_map(|a| a.lease.as_ref().map(|lease| lease.ifname.as_str()))
+            .collect();
+        (0..)
+            .map(|index| format!("eth{index}"))
+            .find(|name| !used.contains(&name.as_str()))
+            .expect("a free interface name")
     }
 
     pub fn attached_to(&self, network_id: &str) -> bool {

@@ -47,6 +47,38 @@ impl NetworkRecord {
     pub fn is_default(&self) -> bool {
         self.predefined && self.name == DEFAULT_NETWORK
     }
+
+    /// A bridge network a user created (embedded DNS, aliases and `--ip` need one).
+    pub fn is_user_defined(&self) -> bool {
+        !self.predefined && self.is_bridge()
+    }
+
+    pub fn is_bridge(&self) -> bool {
+        self.driver == "bridge"
+    }
+
+    /// The predefined `host` or `none` network: no bridge, no pool.
+    pub fn special(name: &str, driver: &str, created: String) -> Self {
+        Self {
+            id: names::new_id(),
+            name: name.to_owned(),
+            driver: driver.to_owned(),
+            bridge_name: String::new(),
+            subnet: String::new(),
+            network: String::new(),
+            ip_range: String::new(),
+            gateway: String::new(),
+            prefix_len: 0,
+            gateway_given: false,
+            subnet_given: false,
+            mtu: 0,
+            internal: false,
+            predefined: true,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            created,
+        }
+    }
 }
 
 /// What a create request asks for once checked.

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use super::Gateway;
 use crate::{
     domain::{
-        Attachment, ContainerRecord, RunState, container::DEFAULT_COMMAND, names,
+        Attachment, ContainerRecord, NetworkMode, RunState, container::DEFAULT_COMMAND, names,
         network::DEFAULT_NETWORK,
     },
     error::{Error, Result},
@@ -23,6 +23,7 @@ pub struct CreateSpec {
     pub ip: String,
     pub command: Vec<String>,
     pub env: Vec<String>,
+    pub aliases: Vec<String>,
 }
 
 impl Gateway {
@@ -100,20 +101,65 @@ impl Gateway {
 
         let network_ref =
             if spec.network.is_empty() { DEFAULT_NETWORK } else { spec.network.as_str() };
-        let network = self.find_network(network_ref)?;
-        let static_ip = self.parse_static_ip(&spec.ip, &network)?;
-
         let id = names::new_id();
-        let hostname =
-            if spec.hostname.is_empty() { names::short_id(&id).to_owned() } else { spec.hostname };
+        let (mode, network_mode, attachments) = match network_ref.strip_prefix("container:") {
+            Some(target) => {
+                if !spec.hostname.is_empty() {
+                    return Err(Error::InvalidArgument(
+                        "conflicting options: hostname and the network mode".into(),
+                    ));
+                }
+                if !spec.ip.is_empty() || !spec.aliases.is_empty() {
+                    return Err(Error::InvalidArgument(
+                        "conflicting options: network settings and the container type network mode"
+                            .into(),
+                    ));
+                }
+                let target = self.find_container(target)?;
+                let mode = NetworkMode::Container(target.id.clone());
+                (mode, format!("container:{}", target.id), vec![])
+            }
+            None => {
+                let network = self.find_network(network_ref)?;
+                let static_ip = self.parse_static_ip(&spec.ip, &network)?;
+                if !spec.aliases.is_empty() && !network.is_user_defined() {
+                    return Err(Error::InvalidArgument(
+                        "network-scoped aliases are only supported for user-defined networks"
+                            .into(),
+                    ));
+                }
+                match network.driver.as_str() {
+                    "host" => (NetworkMode::Host, network.name, vec![]),
+                    "null" => (NetworkMode::None, network.name, vec![]),
+                    _ => {
+                        let attachment = Attachment {
+                            network_id: network.id,
+                            aliases: spec.aliases.clone(),
+                            static_ip,
+                            lease: None,
+                        };
+                        (NetworkMode::Bridge, network.name, vec![attachment])
+                    }
+                }
+            }
+        };
+        let hostname = match (&mode, spec.hostname.is_empty()) {
+            (_, false) => spec.hostname,
+            (NetworkMode::Host, true) => host_hostname(),
+            (NetworkMode::Container(target), true) => {
+                self.records.containers.get(target)?.map(|t| t.hostname).unwrap_or_default()
+            }
+            _ => names::short_id(&id).to_owned(),
+        };
         Ok(ContainerRecord {
             id,
             name,
             hostname,
             command,
             env: spec.env,
-            network_mode: network.name.clone(),
-            attachments: vec![Attachment { network_id: network.id, static_ip, lease: None }],
+            network_mode,
+            mode,
+            attachments,
             state: RunState::Created,
             created: now(),
             started_at: String::new(),
@@ -124,7 +170,7 @@ impl Gateway {
 
     /// `--ip` rules (NET-9); whether the address is inside the subnet and free is the
     /// ipam service's call at start.
-    fn parse_static_ip(
+    pub(super) fn parse_static_ip(
         &self,
         ip: &str,
         network: &crate::domain::NetworkRecord,
@@ -135,7 +181,7 @@ impl Gateway {
         let address: Ipv4Addr = ip
             .parse()
             .map_err(|_| Error::InvalidArgument(format!("invalid IPv4 address: {ip}")))?;
-        if network.is_default() {
+        if !network.is_user_defined() {
             return Err(Error::InvalidArgument(
                 "user specified IP address is supported on user defined networks only".into(),
             ));
@@ -183,4 +229,9 @@ impl Gateway {
 fn is_valid_env(pair: &str) -> bool {
     let key = pair.split_once('=').map_or(pair, |(key, _)| key);
     !key.is_empty() && !pair.contains('\0')
+}
+
+/// The host's own hostname, which host-mode containers share (HOST-1).
+fn host_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned()
 }

@@ -15,7 +15,7 @@ use super::Gateway;
 use crate::{
     backends::retry,
     domain::{
-        Attachment, ContainerRecord, Lease, RunState,
+        Attachment, ContainerRecord, Lease, NetworkMode, RunState,
         container::{endpoint_id, mac_for},
         files,
     },
@@ -54,37 +54,34 @@ impl Gateway {
         leased: &mut Vec<String>,
     ) -> Result<ContainerRecord> {
         let mut record = record.clone();
-        let mut attachments = Vec::new();
-        for attachment in &record.attachments {
-            let network = self.records.networks.get(&attachment.network_id)?.ok_or_else(|| {
-                Error::NotFound(format!("network {} not found", attachment.network_id))
-            })?;
-            let allocation = self.allocate(&record.id, attachment, &network.name).await?;
-            leased.push(attachment.network_id.clone());
-            let address: Ipv4Addr = allocation.address.parse().map_err(|_| {
-                Error::Backend(tonic::Status::internal("ipam returned a malformed address"))
-            })?;
-            let gateway: Ipv4Addr = allocation.gateway.parse().map_err(|_| {
-                Error::Backend(tonic::Status::internal("ipam returned a malformed gateway"))
-            })?;
-            let lease = Lease {
-                address,
-                prefix_len: allocation.prefix_len as u8,
-                gateway,
-                mac: mac_for(address),
-                ifname: format!("eth{}", attachments.len()),
-            };
-            attachments.push(Attachment { lease: Some(lease), ..attachment.clone() });
-        }
-        record.attachments = attachments;
-
-        let netns_path = self.plumb(&record).await?;
         let files = ContainerFiles::new(&self.state_dir, &record.id);
-        write_files(&files, &record)?;
+        let log = files.log();
+        let joined;
+        let netns_path;
+        let (netns, uts, hostname, bound) = match &record.mode {
+            NetworkMode::Bridge | NetworkMode::None => {
+                for index in 0..record.attachments.len() {
+                    let lease = self.lease(&record, index).await?;
+                    leased.push(record.attachments[index].network_id.clone());
+                    record.attachments[index].lease = Some(lease);
+                }
+                netns_path = self.plumb(&record).await?;
+                write_files(&files, &record)?;
+                (Some(netns_path.as_path()), None, Some(record.hostname.as_str()), Some(&files))
+            }
+            NetworkMode::Host => (None, None, Some(record.hostname.as_str()), None),
+            NetworkMode::Container(target_id) => {
+                joined = self.joinable(target_id)?;
+                let (net, uts, target_files) = &joined;
+                (Some(net.as_path()), Some(uts.as_path()), None, Some(target_files))
+            }
+        };
         let started = sandbox::spawn(&Launch {
-            netns_path: &netns_path,
-            hostname: &record.hostname,
-            files: &files,
+            netns,
+            uts,
+            hostname,
+            files: bound,
+            log: &log,
             command: &record.command,
             env: &record.env,
         })
@@ -104,6 +101,45 @@ impl Gateway {
         }
         tracing::info!(container = %record.name, pid, "container started");
         Ok(record)
+    }
+
+    /// The namespaces and files of a running container another one joins (CNS-1).
+    fn joinable(&self, target_id: &str) -> Result<(PathBuf, PathBuf, ContainerFiles)> {
+        let target = self
+            .records
+            .containers
+            .get(target_id)?
+            .ok_or_else(|| Error::NotFound(format!("No such container: {target_id}")))?;
+        let Some(pid) = target.pid() else {
+            return Err(Error::FailedPrecondition(format!(
+                "cannot join network of a non running container: {target_id}"
+            )));
+        };
+        let proc = PathBuf::from(format!("/proc/{pid}/ns"));
+        Ok((proc.join("net"), proc.join("uts"), ContainerFiles::new(&self.state_dir, target_id)))
+    }
+
+    /// Takes an address for attachment `index` and describes its interface.
+    pub(super) async fn lease(&self, record: &ContainerRecord, index: usize) -> Result<Lease> {
+        let attachment = &record.attachments[index];
+        let network = self.records.networks.get(&attachment.network_id)?.ok_or_else(|| {
+            Error::NotFound(format!("network {} not found", attachment.network_id))
+        })?;
+        let allocation = self.allocate(&record.id, attachment, &network.name).await?;
+        let malformed = |what: &str| {
+            Error::Backend(tonic::Status::internal(format!("ipam returned a malformed {what}")))
+        };
+        let address: Ipv4Addr = allocation.address.parse().map_err(|_| malformed("address"))?;
+        let gateway: Ipv4Addr = allocation.gateway.parse().map_err(|_| malformed("gateway"))?;
+        let mut ifname_owner = record.clone();
+        ifname_owner.attachments.truncate(index);
+        Ok(Lease {
+            address,
+            prefix_len: allocation.prefix_len as u8,
+            gateway,
+            mac: mac_for(address),
+            ifname: ifname_owner.next_ifname(),
+        })
     }
 
     async fn allocate(
@@ -303,7 +339,11 @@ impl Gateway {
     ) -> Result<ContainerRecord> {
         let networks: Vec<String> =
             record.attachments.iter().map(|a| a.network_id.clone()).collect();
-        let failures = self.tear_down(&record.id, &networks).await;
+        let failures = if record.shares_namespace() {
+            Vec::new()
+        } else {
+            self.tear_down(&record.id, &networks).await
+        };
         for attachment in &mut record.attachments {
             attachment.lease = None;
         }
@@ -324,7 +364,7 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
     status.code().or(status.signal().map(|signal| 128 + signal)).unwrap_or(-1)
 }
 
-fn write_files(files: &ContainerFiles, record: &ContainerRecord) -> Result<()> {
+pub(super) fn write_files(files: &ContainerFiles, record: &ContainerRecord) -> Result<()> {
     let addresses: Vec<Ipv4Addr> = record
         .attachments
         .iter()

@@ -151,17 +151,34 @@ impl Gateway {
                 network.name
             )));
         }
-        let running = self
-            .records
-            .container_list()?
-            .into_iter()
-            .filter(|c| c.is_running() && c.attached_to(&network.id));
-        if running.count() > 0 {
+        if self.has_active_endpoints(&network)? {
             return Err(Error::FailedPrecondition(format!(
                 "error while removing network: network {} id {} has active endpoints",
                 network.name, network.id
             )));
         }
+        self.remove_network_locked(network).await
+    }
+
+    /// Removes every network without running containers, as `docker network prune`.
+    pub async fn prune_networks(&self) -> Result<Vec<NetworkRecord>> {
+        let _registry = self.registry.lock().await;
+        let _gate = self.network_gate.write().await;
+        let mut removed = Vec::new();
+        for network in self.records.network_list()? {
+            if !network.predefined && !self.has_active_endpoints(&network)? {
+                removed.push(self.remove_network_locked(network).await?);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn has_active_endpoints(&self, network: &NetworkRecord) -> Result<bool> {
+        let containers = self.records.container_list()?;
+        Ok(containers.iter().any(|c| c.is_running() && c.attached_to(&network.id)))
+    }
+
+    async fn remove_network_locked(&self, network: NetworkRecord) -> Result<NetworkRecord> {
         retry(
             "delete bridge",
             &self.backends.bridge,
@@ -181,10 +198,17 @@ impl Gateway {
         Ok(network)
     }
 
-    /// Creates the predefined `bridge` network on first start.
-    pub(super) async fn ensure_default_network(&self) -> Result<()> {
+    /// Creates the predefined networks on first start: `bridge` (a real bridge with an
+    /// automatic subnet), and `host` and `none`, which select those modes.
+    pub(super) async fn ensure_predefined_networks(&self) -> Result<()> {
         let _registry = self.registry.lock().await;
-        if self.records.network_list()?.iter().any(|n| n.is_default()) {
+        let existing = self.records.network_list()?;
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            if !existing.iter().any(|n| n.predefined && n.name == name) {
+                self.records.put_network(&NetworkRecord::special(name, driver, now())).await?;
+            }
+        }
+        if existing.iter().any(|n| n.is_default()) {
             return Ok(());
         }
         let options =

@@ -20,9 +20,9 @@ use crate::{
 
 impl Gateway {
     pub async fn reconcile(self: &Arc<Self>) -> Result<()> {
-        self.ensure_default_network().await?;
+        self.ensure_predefined_networks().await?;
         let networks = self.records.network_list()?;
-        for network in &networks {
+        for network in networks.iter().filter(|n| n.is_bridge()) {
             self.restore_network(network).await?;
         }
         let mut running = HashSet::new();
@@ -91,7 +91,9 @@ impl Gateway {
                 .await?;
             }
         }
-        self.plumb(&container).await?;
+        if !container.shares_namespace() {
+            self.plumb(&container).await?;
+        }
         self.watch_exit(&container.id, pid, None);
         Ok(true)
     }

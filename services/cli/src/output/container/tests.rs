@@ -27,7 +27,7 @@ fn centos1() -> Container {
                 prefix_len: 16,
                 gateway: "172.16.1.1".into(),
                 mac_address: "02:42:ac:10:01:00".into(),
-                static_ip: String::new(),
+                ..Default::default()
             },
         )]
         .into(),

@@ -1,0 +1,132 @@
+//! `network connect` and `network disconnect`: one more (or one less) bridge network for
+//! a container, live if it runs (MULTI-1).
+
+use std::sync::Arc;
+
+use cnet_proto::{bridge::v1 as bridge, ipam::v1 as ipam};
+
+use super::{Gateway, lifecycle::write_files};
+use crate::{
+    backends::retry,
+    domain::{Attachment, ContainerRecord, NetworkMode, container::endpoint_id},
+    error::{Error, Result},
+    sandbox::ContainerFiles,
+};
+
+const SHARED_NAMESPACE: &str = "container sharing network namespace with another container or host cannot be connected to any other network";
+const PRIVATE_MODE: &str = "container cannot be connected to multiple networks with one of the networks in private (none) mode";
+const HOST_NETWORK: &str =
+    "container cannot be disconnected from host network or connected to host network";
+
+impl Gateway {
+    pub async fn connect_network(
+        self: &Arc<Self>,
+        network_ref: &str,
+        container_ref: &str,
+        ip: &str,
+        aliases: Vec<String>,
+    ) -> Result<ContainerRecord> {
+        let _gate = self.network_gate.read().await;
+        let network = self.find_network(network_ref)?;
+        let found = self.find_container(container_ref)?;
+        let _guard = self.lock_container(&found.id).await;
+        let mut record = self.reload(&found.id)?;
+        match (network.driver.as_str(), &record.mode) {
+            ("host", _) => return Err(Error::InvalidArgument(HOST_NETWORK.into())),
+            ("null", _) | (_, NetworkMode::None) => {
+                return Err(Error::InvalidArgument(PRIVATE_MODE.into()));
+            }
+            (_, NetworkMode::Host | NetworkMode::Container(_)) => {
+                return Err(Error::InvalidArgument(SHARED_NAMESPACE.into()));
+            }
+            _ => {}
+        }
+        if record.attached_to(&network.id) {
+            return Err(Error::AlreadyExists(format!(
+                "endpoint with name {} already exists in network {}",
+                record.name, network.name
+            )));
+        }
+        let static_ip = self.parse_static_ip(ip, &network)?;
+        if !aliases.is_empty() && !network.is_user_defined() {
+            return Err(Error::InvalidArgument(
+                "network-scoped aliases are only supported for user-defined networks".into(),
+            ));
+        }
+        record.attachments.push(Attachment {
+            network_id: network.id.clone(),
+            aliases,
+            static_ip,
+            lease: None,
+        });
+        if record.is_running() {
+            let index = record.attachments.len() - 1;
+            let lease = self.lease(&record, index).await?;
+            record.attachments[index].lease = Some(lease);
+            let plumbed = self.plumb(&record).await.and_then(|_| {
+                write_files(&ContainerFiles::new(&self.state_dir, &record.id), &record)
+            });
+            if let Err(error) = plumbed {
+                self.unplug(&record.id, &network.id).await;
+                return Err(error);
+            }
+        }
+        if let Err(error) = self.records.put_container(&record).await {
+            self.unplug(&record.id, &network.id).await;
+            return Err(error.into());
+        }
+        tracing::info!(container = %record.name, network = %network.name, "connected");
+        Ok(record)
+    }
+
+    pub async fn disconnect_network(
+        &self,
+        network_ref: &str,
+        container_ref: &str,
+    ) -> Result<ContainerRecord> {
+        let _gate = self.network_gate.read().await;
+        let network = self.find_network(network_ref)?;
+        let found = self.find_container(container_ref)?;
+        let _guard = self.lock_container(&found.id).await;
+        let mut record = self.reload(&found.id)?;
+        if network.driver == "host" || record.mode == NetworkMode::Host {
+            return Err(Error::InvalidArgument(HOST_NETWORK.into()));
+        }
+        let Some(index) = record.attachments.iter().position(|a| a.network_id == network.id) else {
+            return Err(Error::FailedPrecondition(format!(
+                "container {} is not connected to network {}",
+                record.name, network.name
+            )));
+        };
+        let detached = record.attachments.remove(index);
+        if detached.lease.is_some() {
+            self.unplug(&record.id, &network.id).await;
+            write_files(&ContainerFiles::new(&self.state_dir, &record.id), &record)?;
+        }
+        self.records.put_container(&record).await?;
+        tracing::info!(container = %record.name, network = %network.name, "disconnected");
+        Ok(record)
+    }
+
+    /// Removes one network's veth and address from a container; failures are logged and
+    /// left to reconciliation, since the caller is already undoing or detaching.
+    async fn unplug(&self, container_id: &str, network_id: &str) {
+        let deleted = retry(
+            "delete veth pair",
+            &self.backends.bridge,
+            bridge::DeleteEndpointRequest { id: endpoint_id(container_id, network_id) },
+            |mut c, m| async move { c.delete_endpoint(m).await },
+        )
+        .await;
+        let released = retry(
+            "release address",
+            &self.backends.ipam,
+            ipam::ReleaseRequest { pool_id: network_id.to_owned(), owner: container_id.to_owned() },
+            |mut c, m| async move { c.release(m).await },
+        )
+        .await;
+        for status in [deleted.err(), released.err()].into_iter().flatten() {
+            tracing::warn!(container = container_id, network = network_id, %status, "unplug failed");
+        }
+    }
+}
