@@ -98,6 +98,10 @@ impl Cluster {
             .expect("spawn unshare (util-linux)");
         let ns_pid = wait_for_child(holder.id());
         let cluster = Self { holder, ns_pid, dir, bins: bin_dir() };
+        // The dns service forwards to the servers in this file, never to the real host's:
+        // tests run their own upstream on 127.0.0.1 (see `upstream_dns`).
+        std::fs::write(cluster.upstream_resolv_conf(), "nameserver 127.0.0.1\n")
+            .expect("resolv.conf");
         cluster.sh("ip link set lo up").ok();
         cluster
     }
@@ -111,6 +115,28 @@ impl Cluster {
 
     pub fn up(&self) {
         self.cnet(&["up", "-d"]).ok();
+    }
+
+    /// The resolv.conf the cluster's dns service forwards by.
+    pub fn upstream_resolv_conf(&self) -> PathBuf {
+        self.dir.path().join("upstream-resolv.conf")
+    }
+
+    /// Starts a stand-in upstream DNS server on 127.0.0.1:53 in the cluster's "host"
+    /// namespace, answering `records` ("name=ip"), SERVFAIL for `servfail*` and NXDOMAIN
+    /// otherwise. Returns the file where it logs each question it receives.
+    pub fn upstream_dns(&self, records: &[&str]) -> PathBuf {
+        let log = self.dir.path().join("upstream.log");
+        std::fs::write(&log, "").expect("upstream log");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/upstream_dns.py");
+        let mut command = self.command(Path::new("python3"), &[], 3600);
+        command.arg(script).args(["127.0.0.1", "53"]).arg(&log).args(records);
+        command.stdout(Stdio::null()).spawn().expect("start upstream dns");
+        eventually("the upstream DNS server to listen", 10, || {
+            let listening = self.sh("ss -lun | grep -q '127.0.0.1:53 '").code == 0;
+            listening.then_some(())
+        });
+        log
     }
 
     pub fn runtime_dir(&self) -> PathBuf {
@@ -130,6 +156,7 @@ impl Cluster {
             .args(args)
             .env("CNET_RUNTIME_DIR", self.runtime_dir())
             .env("CNET_STATE_DIR", self.state_dir())
+            .env("CNET_DNS__RESOLV_CONF", self.upstream_resolv_conf())
             .env_remove("CNET_HOST")
             .stdin(Stdio::null());
         command

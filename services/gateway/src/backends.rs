@@ -4,8 +4,10 @@
 
 use std::{future::Future, time::Duration};
 
+use cnet_common::client::{AddressError, channel};
 use cnet_proto::{
-    bridge::v1::bridge_agent_client::BridgeAgentClient, ipam::v1::ipam_client::IpamClient,
+    bridge::v1::bridge_agent_client::BridgeAgentClient, dns::v1::dns_client::DnsClient,
+    ipam::v1::ipam_client::IpamClient,
 };
 use tonic::{Code, Status, transport::Channel};
 
@@ -13,13 +15,16 @@ use tonic::{Code, Status, transport::Channel};
 pub struct Backends {
     pub ipam: IpamClient<Channel>,
     pub bridge: BridgeAgentClient<Channel>,
+    pub dns: DnsClient<Channel>,
 }
 
 impl Backends {
-    pub fn connect(ipam: &str, bridge: &str) -> Result<Self, cnet_common::client::AddressError> {
+    /// `address` maps a service name to where it listens.
+    pub fn connect(address: impl Fn(&str) -> String) -> Result<Self, AddressError> {
         Ok(Self {
-            ipam: IpamClient::new(cnet_common::client::channel(ipam)?),
-            bridge: BridgeAgentClient::new(cnet_common::client::channel(bridge)?),
+            ipam: IpamClient::new(channel(&address("ipam"))?),
+            bridge: BridgeAgentClient::new(channel(&address("bridge"))?),
+            dns: DnsClient::new(channel(&address("dns"))?),
         })
     }
 }

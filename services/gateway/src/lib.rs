@@ -36,6 +36,8 @@ pub struct Config {
     pub ipam: Option<String>,
     /// Address of the bridge agent; default `<runtime_dir>/bridge.sock`.
     pub bridge: Option<String>,
+    /// Address of the dns service; default `<runtime_dir>/dns.sock`.
+    pub dns: Option<String>,
     /// Device name of the predefined `bridge` network.
     pub default_bridge_name: String,
 }
@@ -46,6 +48,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             ipam: None,
             bridge: None,
+            dns: None,
             default_bridge_name: "cnet0".into(),
         }
     }
@@ -58,7 +61,14 @@ impl ServiceConfig for Config {
 }
 
 impl Config {
-    fn endpoint(&self, configured: &Option<String>, service: &str) -> String {
+    /// Where `service` listens: as configured, else its socket in the runtime dir.
+    fn endpoint(&self, service: &str) -> String {
+        let configured = match service {
+            "ipam" => &self.ipam,
+            "bridge" => &self.bridge,
+            "dns" => &self.dns,
+            _ => &None,
+        };
         configured.clone().unwrap_or_else(|| {
             format!("unix://{}", socket_path(&self.server.runtime_dir, service).display())
         })
@@ -72,10 +82,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let backends = backends::Backends::connect(
-        &config.endpoint(&config.ipam, "ipam"),
-        &config.endpoint(&config.bridge, "bridge"),
-    )?;
+    let backends = backends::Backends::connect(|service| config.endpoint(service))?;
     let records = store::Records::open(store)?;
     let gateway = ops::Gateway::new(
         records,

@@ -10,6 +10,7 @@ mod connect;
 mod container;
 pub use container::CreateSpec;
 pub use lifecycle::DEFAULT_STOP_TIMEOUT;
+mod dns;
 mod lifecycle;
 mod network;
 mod reconcile;

@@ -20,15 +20,44 @@ pub fn hosts(hostname: &str, addresses: &[Ipv4Addr]) -> String {
     content
 }
 
-/// The host's resolv.conf, byte for byte (FILE-3). Embedded DNS (127.0.0.11) on
-/// user-defined networks arrives with the dns service.
-pub fn resolv_conf(host_resolv_conf: &str) -> String {
-    host_resolv_conf.to_owned()
+/// With embedded DNS (user-defined networks, FILE-2): `nameserver 127.0.0.11`, the
+/// host's search domains, `options ndots:0`. Otherwise the host's file byte for byte
+/// (FILE-3).
+pub fn resolv_conf(host_resolv_conf: &str, embedded_dns: bool) -> String {
+    if !embedded_dns {
+        return host_resolv_conf.to_owned();
+    }
+    let mut content = String::from("nameserver 127.0.0.11\n");
+    for line in host_resolv_conf.lines() {
+        let mut words = line.split_whitespace();
+        if matches!(words.next(), Some("search" | "domain")) {
+            let domains: Vec<&str> = words.collect();
+            if !domains.is_empty() {
+                content = format!("{content}search {}\n", domains.join(" "));
+            }
+        }
+    }
+    content.push_str("options ndots:0\n");
+    content
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolv_conf_points_at_the_embedded_server_only_on_user_networks() {
+        let host = "nameserver 10.0.0.53\nsearch example.com lab\noptions edns0\n";
+        assert_eq!(resolv_conf(host, false), host);
+        assert_eq!(
+            resolv_conf(host, true),
+            "nameserver 127.0.0.11\nsearch example.com lab\noptions ndots:0\n"
+        );
+        assert_eq!(
+            resolv_conf("nameserver 1.1.1.1\n", true),
+            "nameserver 127.0.0.11\noptions ndots:0\n"
+        );
+    }
 
     #[test]
     fn hosts_lists_localhost_then_own_address() {

@@ -63,9 +63,7 @@ impl Gateway {
             let index = record.attachments.len() - 1;
             let lease = self.lease(&record, index).await?;
             record.attachments[index].lease = Some(lease);
-            let plumbed = self.plumb(&record).await.and_then(|_| {
-                write_files(&ContainerFiles::new(&self.state_dir, &record.id), &record)
-            });
+            let plumbed = self.replumb(&record).await;
             if let Err(error) = plumbed {
                 self.unplug(&record.id, &network.id).await;
                 return Err(error);
@@ -101,11 +99,20 @@ impl Gateway {
         let detached = record.attachments.remove(index);
         if detached.lease.is_some() {
             self.unplug(&record.id, &network.id).await;
-            write_files(&ContainerFiles::new(&self.state_dir, &record.id), &record)?;
+            self.replumb(&record).await?;
         }
         self.records.put_container(&record).await?;
         tracing::info!(container = %record.name, network = %network.name, "disconnected");
         Ok(record)
+    }
+
+    /// Brings a running container's interfaces, names and files in line with its
+    /// attachments.
+    async fn replumb(&self, record: &ContainerRecord) -> Result<()> {
+        let netns_path = self.plumb(record).await?;
+        self.register_names(record, &netns_path).await?;
+        let embedded_dns = !self.dns_endpoints(record)?.is_empty();
+        write_files(&ContainerFiles::new(&self.state_dir, &record.id), record, embedded_dns)
     }
 
     /// Removes one network's veth and address from a container; failures are logged and

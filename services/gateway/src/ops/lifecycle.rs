@@ -66,7 +66,8 @@ impl Gateway {
                     record.attachments[index].lease = Some(lease);
                 }
                 netns_path = self.plumb(&record).await?;
-                write_files(&files, &record)?;
+                self.register_names(&record, &netns_path).await?;
+                write_files(&files, &record, !self.dns_endpoints(&record)?.is_empty())?;
                 (Some(netns_path.as_path()), None, Some(record.hostname.as_str()), Some(&files))
             }
             NetworkMode::Host => (None, None, Some(record.hostname.as_str()), None),
@@ -219,6 +220,9 @@ impl Gateway {
         networks: &[String],
     ) -> Vec<tonic::Status> {
         let mut failures = Vec::new();
+        if let Err(error) = self.deregister_names(container_id).await {
+            failures.push(tonic::Status::from(error));
+        }
         let deleted = retry(
             "delete network namespace",
             &self.backends.bridge,
@@ -364,7 +368,12 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
     status.code().or(status.signal().map(|signal| 128 + signal)).unwrap_or(-1)
 }
 
-pub(super) fn write_files(files: &ContainerFiles, record: &ContainerRecord) -> Result<()> {
+/// `embedded_dns`: the container resolves through 127.0.0.11 (user-defined networks).
+pub(super) fn write_files(
+    files: &ContainerFiles,
+    record: &ContainerRecord,
+    embedded_dns: bool,
+) -> Result<()> {
     let addresses: Vec<Ipv4Addr> = record
         .attachments
         .iter()
@@ -374,7 +383,7 @@ pub(super) fn write_files(files: &ContainerFiles, record: &ContainerRecord) -> R
     std::fs::create_dir_all(&files.dir).map_err(Error::io("create container directory"))?;
     for (path, content) in [
         (files.hosts(), files::hosts(&record.hostname, &addresses)),
-        (files.resolv_conf(), files::resolv_conf(&host_resolv)),
+        (files.resolv_conf(), files::resolv_conf(&host_resolv, embedded_dns)),
         (files.hostname(), format!("{}\n", record.hostname)),
     ] {
         std::fs::write(&path, content).map_err(Error::io(format!("write {}", path.display())))?;

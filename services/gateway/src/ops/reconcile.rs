@@ -7,7 +7,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use cnet_proto::{bridge::v1 as bridge, ipam::v1 as ipam};
+use cnet_proto::{bridge::v1 as bridge, dns::v1 as dns, ipam::v1 as ipam};
 use tonic::Code;
 
 use super::Gateway;
@@ -92,7 +92,8 @@ impl Gateway {
             }
         }
         if !container.shares_namespace() {
-            self.plumb(&container).await?;
+            let netns_path = self.plumb(&container).await?;
+            self.register_names(&container, &netns_path).await?;
         }
         self.watch_exit(&container.id, pid, None);
         Ok(true)
@@ -159,6 +160,20 @@ impl Gateway {
                 .await?;
             }
         }
+        let registered = retry(
+            "list DNS registrations",
+            &self.backends.dns,
+            dns::ListContainersRequest {},
+            |mut c, m| async move { c.list_containers(m).await },
+        )
+        .await?;
+        for container in registered.containers {
+            if !running.contains(&container.container_id) {
+                tracing::warn!(container = %container.container_id, "dropping DNS names of a container that is not running");
+                self.deregister_names(&container.container_id).await?;
+            }
+        }
+
         let bridges = retry(
             "list bridges",
             &self.backends.bridge,
