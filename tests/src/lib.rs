@@ -38,6 +38,9 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// What every test cluster's hosts service reads as the host's resolv.conf.
+pub const HOST_RESOLV_CONF: &str = "nameserver 10.255.255.53\nsearch lab.test\n";
+
 pub struct Cluster {
     holder: Child,
     /// Host pid of the namespaces' init (`sleep`).
@@ -102,6 +105,8 @@ impl Cluster {
         // tests run their own upstream on 127.0.0.1 (see `upstream_dns`).
         std::fs::write(cluster.upstream_resolv_conf(), "nameserver 127.0.0.1\n")
             .expect("resolv.conf");
+        // The "host's" resolv.conf that containers on the default bridge copy (FILE-3).
+        std::fs::write(cluster.host_resolv_conf(), HOST_RESOLV_CONF).expect("resolv.conf");
         cluster.sh("ip link set lo up").ok();
         cluster
     }
@@ -115,6 +120,11 @@ impl Cluster {
 
     pub fn up(&self) {
         self.cnet(&["up", "-d"]).ok();
+    }
+
+    /// The resolv.conf the cluster's hosts service treats as the host's.
+    pub fn host_resolv_conf(&self) -> PathBuf {
+        self.dir.path().join("host-resolv.conf")
     }
 
     /// The resolv.conf the cluster's dns service forwards by.
@@ -157,6 +167,7 @@ impl Cluster {
             .env("CNET_RUNTIME_DIR", self.runtime_dir())
             .env("CNET_STATE_DIR", self.state_dir())
             .env("CNET_DNS__RESOLV_CONF", self.upstream_resolv_conf())
+            .env("CNET_HOSTS__HOST_RESOLV_CONF", self.host_resolv_conf())
             .env_remove("CNET_HOST")
             .stdin(Stdio::null());
         command

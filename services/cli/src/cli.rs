@@ -217,6 +217,22 @@ pub struct CreateArgs {
     /// Network-scoped alias (user-defined networks only)
     #[arg(long = "network-alias", value_name = "ALIAS")]
     pub network_aliases: Vec<String>,
+    /// Legacy link to another container (NAME or NAME:ALIAS)
+    #[arg(long = "link", value_name = "NAME[:ALIAS]")]
+    pub links: Vec<String>,
+    /// Extra /etc/hosts entry (HOSTNAME:IP)
+    #[arg(long = "add-host", value_name = "HOSTNAME:IP")]
+    pub add_hosts: Vec<String>,
+    /// DNS server (resolv.conf on the default bridge; forwarded to by the embedded DNS on
+    /// user-defined networks)
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+    /// DNS search domain
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// DNS resolver option (e.g. ndots:2)
+    #[arg(long = "dns-option", visible_alias = "dns-opt", value_name = "OPTION")]
+    pub dns_options: Vec<String>,
     /// Environment variable (KEY=VALUE, or KEY to pass on this shell's value)
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

@@ -7,7 +7,7 @@ use std::{future::Future, time::Duration};
 use cnet_common::client::{AddressError, channel};
 use cnet_proto::{
     bridge::v1::bridge_agent_client::BridgeAgentClient, dns::v1::dns_client::DnsClient,
-    ipam::v1::ipam_client::IpamClient,
+    hosts::v1::hosts_client::HostsClient, ipam::v1::ipam_client::IpamClient,
 };
 use tonic::{Code, Status, transport::Channel};
 
@@ -16,6 +16,7 @@ pub struct Backends {
     pub ipam: IpamClient<Channel>,
     pub bridge: BridgeAgentClient<Channel>,
     pub dns: DnsClient<Channel>,
+    pub hosts: HostsClient<Channel>,
 }
 
 impl Backends {
@@ -25,6 +26,7 @@ impl Backends {
             ipam: IpamClient::new(channel(&address("ipam"))?),
             bridge: BridgeAgentClient::new(channel(&address("bridge"))?),
             dns: DnsClient::new(channel(&address("dns"))?),
+            hosts: HostsClient::new(channel(&address("hosts"))?),
         })
     }
 }

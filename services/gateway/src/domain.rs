@@ -1,11 +1,11 @@
 //! The gateway's own records and rules, free of gRPC, sled and the kernel: what a
-//! network and a container are, how names and ids are checked, and what goes into the
-//! files a container sees.
+//! network and a container are, and how names and ids are checked.
 
 pub mod container;
-pub mod files;
 pub mod names;
 pub mod network;
 
-pub use container::{Attachment, ContainerRecord, Lease, NetworkMode, RunState};
+pub use container::{
+    Attachment, ContainerRecord, DnsSettings, ExtraHost, Lease, Link, NetworkMode, RunState,
+};
 pub use network::NetworkRecord;

@@ -83,6 +83,7 @@ impl Api {
         &self,
         container: ContainerRecord,
         networks: &[NetworkRecord],
+        containers: &[ContainerRecord],
     ) -> api::Container {
         let files = ContainerFiles::new(&self.state_dir, &container.id);
         let endpoints = container
@@ -115,6 +116,15 @@ impl Api {
             RunState::Running { pid, .. } => (api::ContainerState::Running, pid),
             RunState::Exited => (api::ContainerState::Exited, 0),
         };
+        let links = container
+            .links
+            .iter()
+            .map(|link| {
+                let target = containers.iter().find(|c| c.id == link.target_id);
+                let target = target.map_or(link.target_id.as_str(), |c| c.name.as_str());
+                format!("/{target}:/{}/{}", container.name, link.alias)
+            })
+            .collect();
         let netns_path = if pid != 0 { format!("/proc/{pid}/ns/net") } else { String::new() };
         api::Container {
             id: container.id,
@@ -129,10 +139,20 @@ impl Api {
             started_at: container.started_at,
             finished_at: container.finished_at,
             exit_code: container.exit_code,
-            hosts_path: files.hosts().display().to_string(),
-            resolv_conf_path: files.resolv_conf().display().to_string(),
+            hosts_path: container.hosts_path,
+            resolv_conf_path: container.resolv_conf_path,
             log_path: files.log().display().to_string(),
             netns_path,
+            links,
+            env: container.env.iter().chain(&container.link_env).cloned().collect(),
+            add_hosts: container
+                .extra_hosts
+                .iter()
+                .map(|h| format!("{}:{}", h.hostname, h.address))
+                .collect(),
+            dns: container.dns.servers.iter().map(ToString::to_string).collect(),
+            dns_search: container.dns.search,
+            dns_options: container.dns.options,
         }
     }
 
@@ -141,7 +161,8 @@ impl Api {
         container: ContainerRecord,
     ) -> Result<Response<api::Container>, Status> {
         let networks = self.gateway.networks()?;
-        Ok(Response::new(self.container_message(container, &networks)))
+        let containers = self.gateway.containers()?;
+        Ok(Response::new(self.container_message(container, &networks, &containers)))
     }
 }
 
@@ -154,6 +175,11 @@ fn create_spec(request: api::CreateContainerRequest) -> CreateSpec {
         command: request.command,
         env: request.env,
         aliases: request.aliases,
+        links: request.links,
+        add_hosts: request.add_hosts,
+        dns: request.dns,
+        dns_search: request.dns_search,
+        dns_options: request.dns_options,
     }
 }
 
@@ -329,12 +355,11 @@ impl ContainerService for Api {
     ) -> Result<Response<api::ListContainersResponse>, Status> {
         let all = request.get_ref().all;
         let networks = self.gateway.networks()?;
-        let mut containers: Vec<_> = self
-            .gateway
-            .containers()?
-            .into_iter()
+        let everything = self.gateway.containers()?;
+        let mut containers: Vec<_> = everything
+            .iter()
             .filter(|c| all || c.is_running())
-            .map(|c| self.container_message(c, &networks))
+            .map(|c| self.container_message(c.clone(), &networks, &everything))
             .collect();
         containers.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(Response::new(api::ListContainersResponse { containers }))

@@ -38,6 +38,8 @@ pub struct Config {
     pub bridge: Option<String>,
     /// Address of the dns service; default `<runtime_dir>/dns.sock`.
     pub dns: Option<String>,
+    /// Address of the hosts service; default `<runtime_dir>/hosts.sock`.
+    pub hosts: Option<String>,
     /// Device name of the predefined `bridge` network.
     pub default_bridge_name: String,
 }
@@ -49,6 +51,7 @@ impl Default for Config {
             ipam: None,
             bridge: None,
             dns: None,
+            hosts: None,
             default_bridge_name: "cnet0".into(),
         }
     }
@@ -67,6 +70,7 @@ impl Config {
             "ipam" => &self.ipam,
             "bridge" => &self.bridge,
             "dns" => &self.dns,
+            "hosts" => &self.hosts,
             _ => &None,
         };
         configured.clone().unwrap_or_else(|| {

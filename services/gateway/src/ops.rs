@@ -11,6 +11,7 @@ mod container;
 pub use container::CreateSpec;
 pub use lifecycle::DEFAULT_STOP_TIMEOUT;
 mod dns;
+mod hosts;
 mod lifecycle;
 mod network;
 mod reconcile;

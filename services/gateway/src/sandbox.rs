@@ -27,18 +27,17 @@ impl ContainerFiles {
     pub fn new(state_dir: &Path, container_id: &str) -> Self {
         Self { dir: state_dir.join("containers").join(container_id) }
     }
-    pub fn hosts(&self) -> PathBuf {
-        self.dir.join("hosts")
-    }
-    pub fn resolv_conf(&self) -> PathBuf {
-        self.dir.join("resolv.conf")
-    }
-    pub fn hostname(&self) -> PathBuf {
-        self.dir.join("hostname")
-    }
     pub fn log(&self) -> PathBuf {
         self.dir.join("log")
     }
+}
+
+/// The files the hosts service keeps for a container, bind-mounted over the host's.
+#[derive(Debug, Clone, Default)]
+pub struct MountedFiles {
+    pub hosts: PathBuf,
+    pub resolv_conf: PathBuf,
+    pub hostname: PathBuf,
 }
 
 pub struct Launch<'a> {
@@ -48,9 +47,8 @@ pub struct Launch<'a> {
     pub uts: Option<&'a Path>,
     /// Hostname to set in its own UTS namespace; `None` keeps the one it has.
     pub hostname: Option<&'a str>,
-    /// Files to bind-mount over /etc/hosts, /etc/resolv.conf and /etc/hostname;
-    /// `None` leaves the host's (host mode).
-    pub files: Option<&'a ContainerFiles>,
+    /// Files to bind-mount over /etc/hosts, /etc/resolv.conf and /etc/hostname.
+    pub files: Option<&'a MountedFiles>,
     pub log: &'a Path,
     pub command: &'a [String],
     pub env: &'a [String],
@@ -136,11 +134,11 @@ fn invalid(message: &str) -> io::Error {
 }
 
 /// (source, target) pairs; a target the host lacks is skipped rather than failing.
-fn bind_mounts(files: &ContainerFiles) -> io::Result<Vec<(CString, CString)>> {
+fn bind_mounts(files: &MountedFiles) -> io::Result<Vec<(CString, CString)>> {
     let pairs = [
-        (files.hosts(), "/etc/hosts"),
-        (files.resolv_conf(), "/etc/resolv.conf"),
-        (files.hostname(), "/etc/hostname"),
+        (&files.hosts, "/etc/hosts"),
+        (&files.resolv_conf, "/etc/resolv.conf"),
+        (&files.hostname, "/etc/hostname"),
     ];
     let mut binds = Vec::new();
     for (source, target) in pairs {

@@ -68,6 +68,11 @@ pub fn request(
         command: args.command.clone(),
         env,
         aliases: args.network_aliases.clone(),
+        links: args.links.clone(),
+        add_hosts: args.add_hosts.clone(),
+        dns: args.dns.clone(),
+        dns_search: args.dns_search.clone(),
+        dns_options: args.dns_options.clone(),
     })
 }
 

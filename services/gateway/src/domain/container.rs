@@ -23,10 +23,45 @@ pub struct ContainerRecord {
     /// Empty in host, none and container modes.
     pub attachments: Vec<Attachment>,
     pub state: RunState,
+    /// Legacy `--link`s, in the order given.
+    #[serde(default)]
+    pub links: Vec<Link>,
+    /// Link environment variables, computed at each start (LINK-2).
+    #[serde(default)]
+    pub link_env: Vec<String>,
+    #[serde(default)]
+    pub extra_hosts: Vec<ExtraHost>,
+    #[serde(default)]
+    pub dns: DnsSettings,
+    /// The files bind-mounted over /etc/hosts and /etc/resolv.conf at the last start.
+    #[serde(default)]
+    pub hosts_path: String,
+    #[serde(default)]
+    pub resolv_conf_path: String,
     pub created: String,
     pub started_at: String,
     pub finished_at: String,
     pub exit_code: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub target_id: String,
+    pub alias: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraHost {
+    pub hostname: String,
+    pub address: Ipv4Addr,
+}
+
+/// `--dns`, `--dns-search`, `--dns-option`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsSettings {
+    pub servers: Vec<Ipv4Addr>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
 }
 
 /// Docker's network modes (scenarios A–E).
@@ -115,6 +150,21 @@ impl ContainerRecord {
     }
 }
 
+/// Link environment variables (LINK-2): `<ALIAS>_NAME=/<linker>/<alias>` and the
+/// target's own variables as `<ALIAS>_ENV_<NAME>`. cnet has no exposed ports, so no
+/// `_PORT` variables.
+pub fn link_env(linker: &str, alias: &str, target_env: &[String]) -> Vec<String> {
+    let prefix = alias.to_uppercase().replace(['-', '.'], "_");
+    let mut env = vec![format!("{prefix}_NAME=/{linker}/{alias}")];
+    for pair in target_env {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "PATH" && key != "HOSTNAME" && key != "HOME" {
+            env.push(format!("{prefix}_ENV_{key}={value}"));
+        }
+    }
+    env
+}
+
 /// The bridge agent's endpoint id for a container on a network.
 pub fn endpoint_id(container_id: &str, network_id: &str) -> String {
     format!("{container_id}/{network_id}")
@@ -129,6 +179,15 @@ pub fn mac_for(address: Ipv4Addr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_variables_follow_docker() {
+        assert_eq!(link_env("centos3", "centos1", &[]), ["CENTOS1_NAME=/centos3/centos1"]);
+        assert_eq!(
+            link_env("centos5", "db-1", &["FOO=bar".into(), "PATH=/bin".into()]),
+            ["DB_1_NAME=/centos5/db-1", "DB_1_ENV_FOO=bar"]
+        );
+    }
 
     #[test]
     fn mac_derives_from_the_address() {

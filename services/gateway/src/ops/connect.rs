@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use cnet_proto::{bridge::v1 as bridge, ipam::v1 as ipam};
 
-use super::{Gateway, lifecycle::write_files};
+use super::Gateway;
 use crate::{
     backends::retry,
     domain::{Attachment, ContainerRecord, NetworkMode, container::endpoint_id},
     error::{Error, Result},
-    sandbox::ContainerFiles,
 };
 
 const SHARED_NAMESPACE: &str = "container sharing network namespace with another container or host cannot be connected to any other network";
@@ -111,8 +110,7 @@ impl Gateway {
     async fn replumb(&self, record: &ContainerRecord) -> Result<()> {
         let netns_path = self.plumb(record).await?;
         self.register_names(record, &netns_path).await?;
-        let embedded_dns = !self.dns_endpoints(record)?.is_empty();
-        write_files(&ContainerFiles::new(&self.state_dir, &record.id), record, embedded_dns)
+        self.put_files(record, true).await.map(drop)
     }
 
     /// Removes one network's veth and address from a container; failures are logged and

@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 use super::Gateway;
 use crate::{
     domain::{
-        Attachment, ContainerRecord, NetworkMode, RunState, container::DEFAULT_COMMAND, names,
-        network::DEFAULT_NETWORK,
+        Attachment, ContainerRecord, DnsSettings, ExtraHost, Link, NetworkMode, RunState,
+        container::DEFAULT_COMMAND, names, network::DEFAULT_NETWORK,
     },
     error::{Error, Result},
     now,
@@ -24,6 +24,13 @@ pub struct CreateSpec {
     pub command: Vec<String>,
     pub env: Vec<String>,
     pub aliases: Vec<String>,
+    /// "name" or "name:alias".
+    pub links: Vec<String>,
+    /// "hostname:ip".
+    pub add_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
 }
 
 impl Gateway {
@@ -143,6 +150,25 @@ impl Gateway {
                 }
             }
         };
+        let links = self.parse_links(&spec.links)?;
+        let extra_hosts = parse_add_hosts(&spec.add_hosts)?;
+        let dns = parse_dns(&spec)?;
+        if matches!(mode, NetworkMode::Container(_)) {
+            let conflict = if !spec.dns.is_empty() {
+                Some("dns")
+            } else if !links.is_empty() {
+                Some("links")
+            } else if !extra_hosts.is_empty() {
+                Some("custom host-to-IP mapping")
+            } else {
+                None
+            };
+            if let Some(option) = conflict {
+                return Err(Error::InvalidArgument(format!(
+                    "conflicting options: {option} and the network mode"
+                )));
+            }
+        }
         let hostname = match (&mode, spec.hostname.is_empty()) {
             (_, false) => spec.hostname,
             (NetworkMode::Host, true) => host_hostname(),
@@ -161,6 +187,12 @@ impl Gateway {
             mode,
             attachments,
             state: RunState::Created,
+            links,
+            link_env: Vec::new(),
+            extra_hosts,
+            dns,
+            hosts_path: String::new(),
+            resolv_conf_path: String::new(),
             created: now(),
             started_at: String::new(),
             finished_at: String::new(),
@@ -218,12 +250,84 @@ impl Gateway {
             }
             _ => {}
         }
+        self.forget_files(&record.id).await?;
         self.records.delete_container(&record.id).await?;
         drop(guard);
         self.forget_container_lock(&record.id);
         tracing::info!(container = %record.name, "container removed");
         Ok(record)
     }
+}
+
+impl Gateway {
+    /// `--link name[:alias]`: the target must exist now (LINK-4); whether it runs is
+    /// checked at each start.
+    fn parse_links(&self, links: &[String]) -> Result<Vec<Link>> {
+        links
+            .iter()
+            .map(|link| {
+                let (target, alias) = link.split_once(':').unwrap_or((link, link));
+                let found = self.find_container(target).map_err(|_| {
+                    Error::NotFound(format!(
+                        "could not get container for {target}: No such container: {target}"
+                    ))
+                })?;
+                if !names::is_valid_hostname(alias) {
+                    return Err(Error::InvalidArgument(format!("invalid link alias: {alias:?}")));
+                }
+                Ok(Link { target_id: found.id, alias: alias.to_owned() })
+            })
+            .collect()
+    }
+}
+
+/// `--add-host hostname:ip`.
+fn parse_add_hosts(entries: &[String]) -> Result<Vec<ExtraHost>> {
+    entries
+        .iter()
+        .map(|entry| {
+            let (hostname, address) = entry.split_once(':').ok_or_else(|| {
+                Error::InvalidArgument(format!("bad format for add-host: {entry:?}"))
+            })?;
+            if !names::is_valid_hostname(hostname) {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid hostname in add-host: {hostname:?}"
+                )));
+            }
+            let address = address.parse().map_err(|_| {
+                Error::InvalidArgument(format!("invalid IP address in add-host: {address:?}"))
+            })?;
+            Ok(ExtraHost { hostname: hostname.to_owned(), address })
+        })
+        .collect()
+}
+
+/// `--dns`, `--dns-search`, `--dns-option`: checked here so nothing odd reaches a file.
+fn parse_dns(spec: &CreateSpec) -> Result<DnsSettings> {
+    let servers = spec
+        .dns
+        .iter()
+        .map(|server| {
+            server.parse().map_err(|_| {
+                Error::InvalidArgument(format!("invalid IP address in --dns: {server:?}"))
+            })
+        })
+        .collect::<Result<_>>()?;
+    for domain in &spec.dns_search {
+        if domain != "." && !names::is_valid_hostname(domain) {
+            return Err(Error::InvalidArgument(format!("invalid --dns-search domain: {domain:?}")));
+        }
+    }
+    for option in &spec.dns_options {
+        let valid = !option.is_empty()
+            && option
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.'));
+        if !valid {
+            return Err(Error::InvalidArgument(format!("invalid --dns-option: {option:?}")));
+        }
+    }
+    Ok(DnsSettings { servers, search: spec.dns_search.clone(), options: spec.dns_options.clone() })
 }
 
 fn is_valid_env(pair: &str) -> bool {

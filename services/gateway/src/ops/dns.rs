@@ -48,8 +48,17 @@ impl Gateway {
             name: record.name.clone(),
             hostname: record.hostname.clone(),
             netns_path: netns_path.display().to_string(),
-            upstreams: Vec::new(),
-            link_aliases: Vec::new(),
+            // `--dns` sets the servers the embedded DNS forwards to (FILE-2).
+            upstreams: record.dns.servers.iter().map(ToString::to_string).collect(),
+            // On user-defined networks a legacy link is a name only the linker sees (DNS-7).
+            link_aliases: record
+                .links
+                .iter()
+                .map(|link| dns::LinkAlias {
+                    alias: link.alias.clone(),
+                    target_container_id: link.target_id.clone(),
+                })
+                .collect(),
             endpoints,
         };
         retry("register DNS names", &self.backends.dns, request, |mut c, m| async move {

@@ -17,7 +17,6 @@ use crate::{
     domain::{
         Attachment, ContainerRecord, Lease, NetworkMode, RunState,
         container::{endpoint_id, mac_for},
-        files,
     },
     error::{Error, Result},
     now,
@@ -54,12 +53,15 @@ impl Gateway {
         leased: &mut Vec<String>,
     ) -> Result<ContainerRecord> {
         let mut record = record.clone();
-        let files = ContainerFiles::new(&self.state_dir, &record.id);
-        let log = files.log();
+        let log = ContainerFiles::new(&self.state_dir, &record.id).log();
+        std::fs::create_dir_all(log.parent().expect("log has a directory"))
+            .map_err(Error::io("create container directory"))?;
         let joined;
         let netns_path;
-        let (netns, uts, hostname, bound) = match &record.mode {
+        let mounted;
+        let (netns, uts, hostname) = match &record.mode {
             NetworkMode::Bridge | NetworkMode::None => {
+                record.link_env = self.resolve_links(&record)?;
                 for index in 0..record.attachments.len() {
                     let lease = self.lease(&record, index).await?;
                     leased.push(record.attachments[index].network_id.clone());
@@ -67,24 +69,30 @@ impl Gateway {
                 }
                 netns_path = self.plumb(&record).await?;
                 self.register_names(&record, &netns_path).await?;
-                write_files(&files, &record, !self.dns_endpoints(&record)?.is_empty())?;
-                (Some(netns_path.as_path()), None, Some(record.hostname.as_str()), Some(&files))
+                mounted = self.put_files(&record, true).await?;
+                (Some(netns_path.as_path()), None, Some(record.hostname.as_str()))
             }
-            NetworkMode::Host => (None, None, Some(record.hostname.as_str()), None),
+            NetworkMode::Host => {
+                mounted = self.put_files(&record, true).await?;
+                (None, None, Some(record.hostname.as_str()))
+            }
             NetworkMode::Container(target_id) => {
                 joined = self.joinable(target_id)?;
-                let (net, uts, target_files) = &joined;
-                (Some(net.as_path()), Some(uts.as_path()), None, Some(target_files))
+                mounted = self.files_of(target_id).await?;
+                (Some(joined.0.as_path()), Some(joined.1.as_path()), None)
             }
         };
+        record.hosts_path = mounted.hosts.display().to_string();
+        record.resolv_conf_path = mounted.resolv_conf.display().to_string();
+        let env: Vec<String> = record.env.iter().chain(&record.link_env).cloned().collect();
         let started = sandbox::spawn(&Launch {
             netns,
             uts,
             hostname,
-            files: bound,
+            files: Some(&mounted),
             log: &log,
             command: &record.command,
-            env: &record.env,
+            env: &env,
         })
         .map_err(|error| {
             Error::FailedPrecondition(format!("cannot start container {}: {error}", record.name))
@@ -105,7 +113,7 @@ impl Gateway {
     }
 
     /// The namespaces and files of a running container another one joins (CNS-1).
-    fn joinable(&self, target_id: &str) -> Result<(PathBuf, PathBuf, ContainerFiles)> {
+    fn joinable(&self, target_id: &str) -> Result<(PathBuf, PathBuf)> {
         let target = self
             .records
             .containers
@@ -117,7 +125,7 @@ impl Gateway {
             )));
         };
         let proc = PathBuf::from(format!("/proc/{pid}/ns"));
-        Ok((proc.join("net"), proc.join("uts"), ContainerFiles::new(&self.state_dir, target_id)))
+        Ok((proc.join("net"), proc.join("uts")))
     }
 
     /// Takes an address for attachment `index` and describes its interface.
@@ -355,6 +363,12 @@ impl Gateway {
         record.exit_code = code;
         record.finished_at = now();
         self.records.put_container(&record).await?;
+        let mut failures = failures;
+        if !matches!(record.mode, NetworkMode::Container(_)) {
+            if let Err(error) = self.put_files(&record, false).await {
+                failures.push(error.into());
+            }
+        }
         match failures.into_iter().next() {
             Some(status) => Err(Error::Backend(status)),
             None => Ok(record),
@@ -366,27 +380,4 @@ impl Gateway {
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status.code().or(status.signal().map(|signal| 128 + signal)).unwrap_or(-1)
-}
-
-/// `embedded_dns`: the container resolves through 127.0.0.11 (user-defined networks).
-pub(super) fn write_files(
-    files: &ContainerFiles,
-    record: &ContainerRecord,
-    embedded_dns: bool,
-) -> Result<()> {
-    let addresses: Vec<Ipv4Addr> = record
-        .attachments
-        .iter()
-        .filter_map(|a| a.lease.as_ref().map(|lease| lease.address))
-        .collect();
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    std::fs::create_dir_all(&files.dir).map_err(Error::io("create container directory"))?;
-    for (path, content) in [
-        (files.hosts(), files::hosts(&record.hostname, &addresses)),
-        (files.resolv_conf(), files::resolv_conf(&host_resolv, embedded_dns)),
-        (files.hostname(), format!("{}\n", record.hostname)),
-    ] {
-        std::fs::write(&path, content).map_err(Error::io(format!("write {}", path.display())))?;
-    }
-    Ok(())
 }

@@ -7,7 +7,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use cnet_proto::{bridge::v1 as bridge, dns::v1 as dns, ipam::v1 as ipam};
+use cnet_proto::{bridge::v1 as bridge, dns::v1 as dns, hosts::v1 as hosts, ipam::v1 as ipam};
 use tonic::Code;
 
 use super::Gateway;
@@ -171,6 +171,22 @@ impl Gateway {
             if !running.contains(&container.container_id) {
                 tracing::warn!(container = %container.container_id, "dropping DNS names of a container that is not running");
                 self.deregister_names(&container.container_id).await?;
+            }
+        }
+
+        let known: HashSet<String> =
+            self.records.container_list()?.into_iter().map(|c| c.id).collect();
+        let files = retry(
+            "list hosts files",
+            &self.backends.hosts,
+            hosts::ListContainersRequest {},
+            |mut c, m| async move { c.list_containers(m).await },
+        )
+        .await?;
+        for spec in files.containers.into_iter().filter_map(|c| c.spec) {
+            if !known.contains(&spec.container_id) {
+                tracing::warn!(container = %spec.container_id, "removing hosts files of a container that no longer exists");
+                self.forget_files(&spec.container_id).await?;
             }
         }
 

@@ -1,0 +1,173 @@
+//! Legacy links and the files the hosts service keeps: step 7 of the seed lab (LINK-1 to
+//! LINK-4, DNS-7) and the three resolv.conf flavours with the --dns flags (FILE-1 to
+//! FILE-3).
+
+use cnet_tests::{Cluster, HOST_RESOLV_CONF};
+
+fn file(cluster: &Cluster, container: &str, path: &str) -> String {
+    cluster.cnet(&["exec", container, "--", "cat", path]).ok()
+}
+
+#[test]
+fn a_link_follows_the_target_across_restarts() {
+    let cluster = Cluster::start();
+    let api = cluster.api();
+    cluster.cnet(&["run", "-d", "--name", "centos1", "--hostname", "centos1"]).ok();
+    cluster
+        .cnet(&["run", "-d", "--name", "centos3", "--hostname", "centos3", "--link", "centos1"])
+        .ok();
+    let old = api.ip("centos1", "bridge");
+    let hosts = file(&cluster, "centos3", "/etc/hosts");
+    let lines: Vec<&str> = hosts.lines().collect();
+    // `<ip>\t<alias> <target hostname>`; the name is left out when it equals the alias.
+    assert_eq!(lines[6], format!("{old}\tcentos1 centos1"), "LINK-1: {hosts}");
+    assert_eq!(lines[7], format!("{}\tcentos3", api.ip("centos3", "bridge")), "own line last");
+    assert!(!file(&cluster, "centos1", "/etc/hosts").contains("centos3"), "links are one-way");
+    let centos3 = api.container("centos3");
+    assert_eq!(centos3.links, ["/centos1:/centos3/centos1"]);
+    assert!(centos3.env.contains(&"CENTOS1_NAME=/centos3/centos1".to_owned()), "{:?}", centos3.env);
+
+    // centos1 stops, another container takes its address, centos1 comes back elsewhere.
+    cluster.cnet(&["stop", "centos1"]).ok();
+    cluster.cnet(&["run", "-d", "--name", "centos6"]).ok();
+    assert_eq!(api.ip("centos6", "bridge"), old);
+    cluster.cnet(&["start", "centos1"]).ok();
+    let new = api.ip("centos1", "bridge");
+    assert_ne!(new, old);
+    let hosts = file(&cluster, "centos3", "/etc/hosts");
+    assert!(hosts.contains(&format!("{new}\tcentos1 centos1\n")), "rewritten in place: {hosts}");
+    let ping = cluster.cnet(&["exec", "centos3", "--", "ping", "-c1", "-W2", "centos1"]).ok();
+    assert!(ping.contains(&new), "{ping}");
+
+    // A removed target's line goes.
+    cluster.cnet(&["rm", "-f", "centos1"]).ok();
+    assert!(!file(&cluster, "centos3", "/etc/hosts").contains("centos1"));
+}
+
+#[test]
+fn an_alias_link_names_alias_hostname_and_name_and_passes_variables() {
+    let cluster = Cluster::start();
+    let api = cluster.api();
+    cluster.cnet(&["run", "-d", "--name", "centos4", "--hostname", "dbhost", "-e", "FOO=bar"]).ok();
+    cluster
+        .cnet(&[
+            "run",
+            "-d",
+            "--name",
+            "centos5",
+            "--link",
+            "centos4:db",
+            "--",
+            "sh",
+            "-c",
+            "env; sleep infinity",
+        ])
+        .ok();
+    let hosts = file(&cluster, "centos5", "/etc/hosts");
+    assert!(
+        hosts.contains(&format!("{}\tdb dbhost centos4\n", api.ip("centos4", "bridge"))),
+        "{hosts}"
+    );
+    let logs = cluster.cnet(&["logs", "centos5"]).ok();
+    for variable in ["DB_NAME=/centos5/db", "DB_ENV_FOO=bar"] {
+        assert!(logs.lines().any(|l| l == variable), "{variable} in the process env: {logs}");
+    }
+}
+
+#[test]
+fn links_are_refused_as_docker_refuses_them() {
+    let cluster = Cluster::start();
+    cluster.cnet(&["network", "create", "--subnet", "10.90.0.0/24", "userdef"]).ok();
+    cluster.cnet(&["run", "-d", "--name", "centosUD", "--network", "userdef"]).ok();
+    cluster.cnet(&["run", "-d", "--name", "centos6"]).ok();
+    cluster.cnet(&["stop", "centos6"]).ok();
+    let cases = [
+        ("nosuchctr", "could not get container for nosuchctr: No such container: nosuchctr"),
+        ("centos6", "Cannot link to a non running container: /centos6 AS /linker/centos6"),
+        ("centosUD", "Cannot link to /centosUD, as it does not belong to the default network"),
+    ];
+    for (target, message) in cases {
+        let error = cluster.cnet(&["run", "-d", "--name", "linker", "--link", target]).err();
+        assert!(error.contains(message), "{error}");
+    }
+    let all = cluster.cnet(&["ps", "-a"]).ok();
+    assert!(!all.contains("linker"), "nothing left behind: {all}");
+}
+
+#[test]
+fn on_a_user_network_a_link_is_a_name_only_the_linker_resolves() {
+    let cluster = Cluster::start();
+    cluster.upstream_dns(&[]);
+    cluster.cnet(&["network", "create", "--subnet", "10.91.0.0/24", "userdef"]).ok();
+    cluster.cnet(&["run", "-d", "--name", "target", "--network", "userdef"]).ok();
+    cluster
+        .cnet(&["run", "-d", "--name", "linker", "--network", "userdef", "--link", "target:db"])
+        .ok();
+    cluster.cnet(&["run", "-d", "--name", "other", "--network", "userdef"]).ok();
+    let dig = |container: &str| {
+        cluster
+            .cnet(&[
+                "exec",
+                container,
+                "--",
+                "dig",
+                "@127.0.0.11",
+                "+short",
+                "+tries=1",
+                "+time=2",
+                "db",
+            ])
+            .ok()
+    };
+    assert_eq!(dig("linker").trim(), "10.91.0.2");
+    assert_eq!(dig("other").trim(), "", "DNS-7");
+    assert!(
+        !file(&cluster, "linker", "/etc/hosts").contains("db"),
+        "no hosts line on user networks"
+    );
+}
+
+#[test]
+fn add_host_and_dns_flags_shape_the_files() {
+    let cluster = Cluster::start();
+    cluster.cnet(&["network", "create", "--subnet", "10.92.0.0/24", "userdef"]).ok();
+    cluster
+        .cnet(&[
+            "run",
+            "-d",
+            "--name",
+            "flags",
+            "--add-host",
+            "db.example:10.1.2.3",
+            "--dns",
+            "10.0.0.1",
+            "--dns-search",
+            "corp.example",
+            "--dns-option",
+            "ndots:2",
+        ])
+        .ok();
+    let hosts = file(&cluster, "flags", "/etc/hosts");
+    assert!(hosts.contains("10.1.2.3\tdb.example\n"), "{hosts}");
+    assert_eq!(
+        file(&cluster, "flags", "/etc/resolv.conf"),
+        "search corp.example\nnameserver 10.0.0.1\noptions ndots:2\n"
+    );
+    // The three flavours: user network (embedded DNS), default bridge and none (host's file).
+    cluster
+        .cnet(&["run", "-d", "--name", "onuser", "--network", "userdef", "--dns", "10.0.0.1"])
+        .ok();
+    assert_eq!(
+        file(&cluster, "onuser", "/etc/resolv.conf"),
+        "search lab.test\nnameserver 127.0.0.11\noptions ndots:0\n",
+        "--dns only sets the embedded DNS's upstream (FILE-2)"
+    );
+    cluster.cnet(&["run", "-d", "--name", "plain"]).ok();
+    assert_eq!(file(&cluster, "plain", "/etc/resolv.conf"), HOST_RESOLV_CONF);
+    cluster.cnet(&["run", "-d", "--name", "isolated", "--network", "none"]).ok();
+    assert_eq!(file(&cluster, "isolated", "/etc/resolv.conf"), HOST_RESOLV_CONF);
+    let error = cluster.cnet(&["run", "-d", "--add-host", "x:300.1.1.1"]).err();
+    assert!(error.contains("invalid IP address in add-host"), "{error}");
+    let error = cluster.cnet(&["run", "-d", "--dns-option", "ndots:1\nnameserver 6.6.6.6"]).err();
+    assert!(error.contains("invalid --dns-option"), "{error}");
+}
