@@ -64,6 +64,8 @@ pub enum Command {
     Rm(RmArgs),
     /// Print a container's output
     Logs(LogsArgs),
+    /// List a container's published ports
+    Port(ContainerArg),
     /// Run a command inside a running container's namespaces (needs root, same host)
     Exec(ExecArgs),
     /// Start the local cluster: ipam, bridge, [nat, dns, hosts,] gateway, supervised
@@ -217,6 +219,9 @@ pub struct CreateArgs {
     /// Network-scoped alias (user-defined networks only)
     #[arg(long = "network-alias", value_name = "ALIAS")]
     pub network_aliases: Vec<String>,
+    /// Publish a container port ([IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/PROTO])
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
     /// Legacy link to another container (NAME or NAME:ALIAS)
     #[arg(long = "link", value_name = "NAME[:ALIAS]")]
     pub links: Vec<String>,
@@ -322,3 +327,9 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 
 #[cfg(test)]
 mod tests;
+
+#[derive(Debug, Args)]
+pub struct ContainerArg {
+    /// Container name or id
+    pub container: String,
+}

@@ -71,6 +71,7 @@ async fn dispatch(gateway: &Gateway, command: Command) -> anyhow::Result<i32> {
         Command::Stop(args) => container::stop(gateway, &args).await,
         Command::Rm(args) => container::remove(gateway, &args).await,
         Command::Logs(args) => container::logs(gateway, &args).await,
+        Command::Port(args) => container::port(gateway, &args.container).await,
         Command::Exec(args) => exec::exec(gateway, &args).await,
         Command::Up(_) | Command::Down => unreachable!("handled without a gateway"),
     }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod gateway;
 pub mod output;
+pub mod ports;
 pub mod supervisor;
 
 use cli::Cli;

@@ -8,6 +8,7 @@ use cnet_common::client::{AddressError, channel};
 use cnet_proto::{
     bridge::v1::bridge_agent_client::BridgeAgentClient, dns::v1::dns_client::DnsClient,
     hosts::v1::hosts_client::HostsClient, ipam::v1::ipam_client::IpamClient,
+    nat::v1::nat_client::NatClient,
 };
 use tonic::{Code, Status, transport::Channel};
 
@@ -17,6 +18,7 @@ pub struct Backends {
     pub bridge: BridgeAgentClient<Channel>,
     pub dns: DnsClient<Channel>,
     pub hosts: HostsClient<Channel>,
+    pub nat: NatClient<Channel>,
 }
 
 impl Backends {
@@ -27,6 +29,7 @@ impl Backends {
             bridge: BridgeAgentClient::new(channel(&address("bridge"))?),
             dns: DnsClient::new(channel(&address("dns"))?),
             hosts: HostsClient::new(channel(&address("hosts"))?),
+            nat: NatClient::new(channel(&address("nat"))?),
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod names;
 pub mod network;
 
 pub use container::{
-    Attachment, ContainerRecord, DnsSettings, ExtraHost, Lease, Link, NetworkMode, RunState,
+    Attachment, ContainerRecord, DnsSettings, ExtraHost, Lease, Link, NetworkMode, PortBinding,
+    PortSpec, RunState,
 };
 pub use network::NetworkRecord;

@@ -13,7 +13,7 @@ use crate::{
         ContainerRecord, NetworkRecord, RunState,
         network::{NetworkRequest, NetworkSpec},
     },
-    ops::{CreateSpec, DEFAULT_STOP_TIMEOUT, Gateway},
+    ops::{CreateSpec, DEFAULT_STOP_TIMEOUT, Gateway, parse_port},
     sandbox::ContainerFiles,
 };
 
@@ -153,6 +153,27 @@ impl Api {
             dns: container.dns.servers.iter().map(ToString::to_string).collect(),
             dns_search: container.dns.search,
             dns_options: container.dns.options,
+            ports: container
+                .ports
+                .iter()
+                .map(|p| api::PortMapping {
+                    host_ip: p.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                    host_port: p.host_port.into(),
+                    host_port_end: p.host_port_end.into(),
+                    container_port: p.container_port.into(),
+                    protocol: p.protocol.clone(),
+                })
+                .collect(),
+            port_bindings: container
+                .port_bindings
+                .iter()
+                .map(|b| api::PortBinding {
+                    host_ip: b.host_ip.clone(),
+                    host_port: b.host_port.into(),
+                    container_port: b.container_port.into(),
+                    protocol: b.protocol.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -166,8 +187,16 @@ impl Api {
     }
 }
 
-fn create_spec(request: api::CreateContainerRequest) -> CreateSpec {
-    CreateSpec {
+fn create_spec(request: api::CreateContainerRequest) -> Result<CreateSpec, Status> {
+    let ports = request
+        .ports
+        .iter()
+        .map(|p| {
+            parse_port(&p.host_ip, p.host_port, p.host_port_end, p.container_port, &p.protocol)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(CreateSpec {
+        ports,
         name: request.name,
         hostname: request.hostname,
         network: request.network,
@@ -180,7 +209,7 @@ fn create_spec(request: api::CreateContainerRequest) -> CreateSpec {
         dns: request.dns,
         dns_search: request.dns_search,
         dns_options: request.dns_options,
-    }
+    })
 }
 
 fn required<'a>(value: &'a str, field: &str) -> Result<&'a str, Status> {
@@ -294,7 +323,7 @@ impl ContainerService for Api {
         &self,
         request: Request<api::CreateContainerRequest>,
     ) -> Result<Response<api::Container>, Status> {
-        let container = self.gateway.create_container(create_spec(request.into_inner())).await?;
+        let container = self.gateway.create_container(create_spec(request.into_inner())?).await?;
         self.one_container(container)
     }
 
@@ -303,7 +332,7 @@ impl ContainerService for Api {
         &self,
         request: Request<api::CreateContainerRequest>,
     ) -> Result<Response<api::Container>, Status> {
-        let container = self.gateway.run_container(create_spec(request.into_inner())).await?;
+        let container = self.gateway.run_container(create_spec(request.into_inner())?).await?;
         self.one_container(container)
     }
 

@@ -40,6 +40,8 @@ pub struct Config {
     pub dns: Option<String>,
     /// Address of the hosts service; default `<runtime_dir>/hosts.sock`.
     pub hosts: Option<String>,
+    /// Address of the nat service; default `<runtime_dir>/nat.sock`.
+    pub nat: Option<String>,
     /// Device name of the predefined `bridge` network.
     pub default_bridge_name: String,
 }
@@ -52,6 +54,7 @@ impl Default for Config {
             bridge: None,
             dns: None,
             hosts: None,
+            nat: None,
             default_bridge_name: "cnet0".into(),
         }
     }
@@ -71,6 +74,7 @@ impl Config {
             "bridge" => &self.bridge,
             "dns" => &self.dns,
             "hosts" => &self.hosts,
+            "nat" => &self.nat,
             _ => &None,
         };
         configured.clone().unwrap_or_else(|| {

@@ -10,10 +10,12 @@ mod connect;
 mod container;
 pub use container::CreateSpec;
 pub use lifecycle::DEFAULT_STOP_TIMEOUT;
+pub use ports::parse_port;
 mod dns;
 mod hosts;
 mod lifecycle;
 mod network;
+mod ports;
 mod reconcile;
 
 use std::{

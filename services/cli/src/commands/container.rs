@@ -51,6 +51,13 @@ pub fn request(
     {
         anyhow::bail!("invalid IPv4 address: {ip}");
     }
+    let mut ports = Vec::new();
+    for spec in &args.publish {
+        ports.extend(crate::ports::parse(spec)?);
+    }
+    if !ports.is_empty() && args.network.as_deref() == Some("host") {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
     let mut env = Vec::new();
     for entry in &args.env {
         match entry.split_once('=') {
@@ -73,12 +80,22 @@ pub fn request(
         dns: args.dns.clone(),
         dns_search: args.dns_search.clone(),
         dns_options: args.dns_options.clone(),
+        ports,
     })
 }
 
 /// The container's exit code, or 125 when nobody saw it end (-1).
 pub fn exit_code(container: &Container) -> i32 {
     if container.exit_code < 0 { UNKNOWN_EXIT } else { container.exit_code }
+}
+
+/// `cnet port NAME`: one line per binding in force.
+pub async fn port(gateway: &Gateway, container: &str) -> anyhow::Result<i32> {
+    let container = gateway.inspect_container(container).await?;
+    let lines: String =
+        container.port_bindings.iter().map(|b| crate::ports::describe(b) + "\n").collect();
+    print(&lines)?;
+    Ok(0)
 }
 
 pub async fn list(gateway: &Gateway, args: &PsArgs) -> anyhow::Result<i32> {

@@ -33,6 +33,12 @@ pub struct ContainerRecord {
     pub extra_hosts: Vec<ExtraHost>,
     #[serde(default)]
     pub dns: DnsSettings,
+    /// `-p` mappings as requested.
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    /// Bindings in force while running.
+    #[serde(default)]
+    pub port_bindings: Vec<PortBinding>,
     /// The files bind-mounted over /etc/hosts and /etc/resolv.conf at the last start.
     #[serde(default)]
     pub hosts_path: String,
@@ -54,6 +60,26 @@ pub struct Link {
 pub struct ExtraHost {
     pub hostname: String,
     pub address: Ipv4Addr,
+}
+
+/// One `-p` mapping (PUB-3 to PUB-8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    pub host_ip: Option<Ipv4Addr>,
+    /// 0: a free port from the ephemeral range.
+    pub host_port: u16,
+    /// Last port of a host range; 0 when none.
+    pub host_port_end: u16,
+    pub container_port: u16,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: String,
 }
 
 /// `--dns`, `--dns-search`, `--dns-option`.

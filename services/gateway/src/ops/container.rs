@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use super::Gateway;
 use crate::{
     domain::{
-        Attachment, ContainerRecord, DnsSettings, ExtraHost, Link, NetworkMode, RunState,
+        Attachment, ContainerRecord, DnsSettings, ExtraHost, Link, NetworkMode, PortSpec, RunState,
         container::DEFAULT_COMMAND, names, network::DEFAULT_NETWORK,
     },
     error::{Error, Result},
@@ -31,6 +31,8 @@ pub struct CreateSpec {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
+    /// Checked with `parse_port` by the API layer.
+    pub ports: Vec<PortSpec>,
 }
 
 impl Gateway {
@@ -154,7 +156,9 @@ impl Gateway {
         let extra_hosts = parse_add_hosts(&spec.add_hosts)?;
         let dns = parse_dns(&spec)?;
         if matches!(mode, NetworkMode::Container(_)) {
-            let conflict = if !spec.dns.is_empty() {
+            let conflict = if !spec.ports.is_empty() {
+                Some("port publishing")
+            } else if !spec.dns.is_empty() {
                 Some("dns")
             } else if !links.is_empty() {
                 Some("links")
@@ -169,6 +173,8 @@ impl Gateway {
                 )));
             }
         }
+        // Host and none modes have nothing to publish on (Docker discards them too).
+        let ports = if mode == NetworkMode::Bridge { spec.ports.clone() } else { Vec::new() };
         let hostname = match (&mode, spec.hostname.is_empty()) {
             (_, false) => spec.hostname,
             (NetworkMode::Host, true) => host_hostname(),
@@ -191,6 +197,8 @@ impl Gateway {
             link_env: Vec::new(),
             extra_hosts,
             dns,
+            ports,
+            port_bindings: Vec::new(),
             hosts_path: String::new(),
             resolv_conf_path: String::new(),
             created: now(),

@@ -68,6 +68,7 @@ impl Gateway {
                     record.attachments[index].lease = Some(lease);
                 }
                 netns_path = self.plumb(&record).await?;
+                record.port_bindings = self.publish(&record).await?;
                 self.register_names(&record, &netns_path).await?;
                 mounted = self.put_files(&record, true).await?;
                 (Some(netns_path.as_path()), None, Some(record.hostname.as_str()))
@@ -228,8 +229,11 @@ impl Gateway {
         networks: &[String],
     ) -> Vec<tonic::Status> {
         let mut failures = Vec::new();
-        if let Err(error) = self.deregister_names(container_id).await {
-            failures.push(tonic::Status::from(error));
+        for step in [self.unpublish(container_id).await, self.deregister_names(container_id).await]
+        {
+            if let Err(error) = step {
+                failures.push(tonic::Status::from(error));
+            }
         }
         let deleted = retry(
             "delete network namespace",
@@ -359,6 +363,7 @@ impl Gateway {
         for attachment in &mut record.attachments {
             attachment.lease = None;
         }
+        record.port_bindings.clear();
         record.state = RunState::Exited;
         record.exit_code = code;
         record.finished_at = now();

@@ -93,10 +93,15 @@ impl Gateway {
             self.delete_pool(&id).await;
             return Err(error);
         }
-        if let Err(error) = self.records.put_network(&record).await {
+        let recorded = match self.ensure_firewall(&record).await {
+            Ok(()) => self.records.put_network(&record).await.map_err(Error::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = recorded {
+            self.delete_firewall(&id).await;
             self.delete_bridge(&id).await;
             self.delete_pool(&id).await;
-            return Err(error.into());
+            return Err(error);
         }
         tracing::info!(network = %record.name, id = %names::short_id(&id), subnet = %record.subnet, "network created");
         Ok(record)
@@ -179,6 +184,7 @@ impl Gateway {
     }
 
     async fn remove_network_locked(&self, network: NetworkRecord) -> Result<NetworkRecord> {
+        self.delete_firewall(&network.id).await;
         retry(
             "delete bridge",
             &self.backends.bridge,

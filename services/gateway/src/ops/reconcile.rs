@@ -7,7 +7,9 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use cnet_proto::{bridge::v1 as bridge, dns::v1 as dns, hosts::v1 as hosts, ipam::v1 as ipam};
+use cnet_proto::{
+    bridge::v1 as bridge, dns::v1 as dns, hosts::v1 as hosts, ipam::v1 as ipam, nat::v1 as nat,
+};
 use tonic::Code;
 
 use super::Gateway;
@@ -62,7 +64,8 @@ impl Gateway {
             }
             Err(status) => return Err(status.into()),
         }
-        self.ensure_bridge(network).await
+        self.ensure_bridge(network).await?;
+        self.ensure_firewall(network).await
     }
 
     /// Returns whether the container is (still) running.
@@ -94,6 +97,7 @@ impl Gateway {
         if !container.shares_namespace() {
             let netns_path = self.plumb(&container).await?;
             self.register_names(&container, &netns_path).await?;
+            self.publish(&container).await?;
         }
         self.watch_exit(&container.id, pid, None);
         Ok(true)
@@ -187,6 +191,33 @@ impl Gateway {
             if !known.contains(&spec.container_id) {
                 tracing::warn!(container = %spec.container_id, "removing hosts files of a container that no longer exists");
                 self.forget_files(&spec.container_id).await?;
+            }
+        }
+
+        let mappings = retry(
+            "list published ports",
+            &self.backends.nat,
+            nat::ListMappingsRequest { container_id: String::new() },
+            |mut c, m| async move { c.list_mappings(m).await },
+        )
+        .await?;
+        let published: HashSet<String> =
+            mappings.bindings.into_iter().map(|b| b.container_id).collect();
+        for container_id in published.difference(running) {
+            tracing::warn!(container = %container_id, "unpublishing ports of a container that is not running");
+            self.unpublish(container_id).await?;
+        }
+        let firewalled = retry(
+            "list firewalled networks",
+            &self.backends.nat,
+            nat::ListNetworksRequest {},
+            |mut c, m| async move { c.list_networks(m).await },
+        )
+        .await?;
+        for network in firewalled.networks {
+            if !wanted_networks.contains(network.network_id.as_str()) {
+                tracing::warn!(network = %network.network_id, "removing firewall rules no network owns");
+                self.delete_firewall(&network.network_id).await;
             }
         }
 
