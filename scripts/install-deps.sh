@@ -6,10 +6,11 @@
 #   bridge-utils   brctl, as the lab uses it
 #   procps         ps, pgrep
 #   bind9-dnsutils dig, to query the embedded DNS in tests and the lab
-#   python3        the stand-in upstream DNS server of the tests
+#   python3        the stand-in upstream DNS server and web servers of the tests and lab
+#   curl           the lab fetches a published port
 #   iptables       iptables-save / iptables-restore, which the nat service drives (nf_tables backend)
 set -euo pipefail
-packages=(iproute2 iputils-ping util-linux bridge-utils procps iptables bind9-dnsutils python3 ca-certificates)
+packages=(iproute2 iputils-ping util-linux bridge-utils procps iptables bind9-dnsutils python3 curl ca-certificates)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -32,7 +32,7 @@ if ! cnet ps >/dev/null 2>&1; then
 fi
 
 # Start from a clean slate so the lab can be run again.
-cnet rm -f centos1 centos2 >/dev/null 2>&1 || true
+cnet rm -f centos1 centos2 centos3 centos4 centos5 web centos6 centos7 filler >/dev/null 2>&1 || true
 cnet network rm vswitch01 >/dev/null 2>&1 || true
 
 step "1. The default bridge: cnet's docker0 is cnet0"
@@ -53,11 +53,49 @@ echo "the bridge holds the gateway address and one veth per container:"
 show ip -4 addr show "$bridge"
 show brctl show "$bridge"
 show cnet exec centos1 -- ip route
-show cnet exec centos1 -- ping -c2 172.16.1.2
+echo "they reach each other by name, though nobody edited a hosts file:"
+show cnet exec centos2 -- ping -c2 centos1
 show cnet exec centos1 -- hostname
-echo "centos2's /etc/hosts lists only centos2 itself:"
+echo "centos2's /etc/hosts lists only centos2 itself; its resolver is the embedded DNS:"
 show cnet exec centos2 -- cat /etc/hosts
+show cnet exec centos2 -- cat /etc/resolv.conf
+
+step "3. Host mode: no namespace of its own"
+show cnet run -d --name centos3 --hostname centos3 --network host
+show cnet exec centos3 -- ip -o -4 addr show
+
+step "4. Container mode: centos4 shares centos1's namespace"
+show cnet run -d --name centos4 --network container:centos1
+show cnet exec centos4 -- ip -4 -o addr show eth0
+echo "nothing new on the bridge:"
+show brctl show "$bridge"
+
+step "5. None: only loopback"
+show cnet run -d --name centos5 --network none
+show cnet exec centos5 -- ip -o addr show
+
+step "6. Publishing a port: -p 8080:80"
+www="${CNET_STATE_DIR:-/var/lib/cnet}/lab-www"; mkdir -p "$www"
+echo "hello from web" > "$www/index.html"
+show cnet run -d --name web --network vswitch01 -p 8080:80 -- python3 -m http.server 80 --directory "$www"
+sleep 1
+show cnet port web
+show curl -s http://127.0.0.1:8080/
+echo "one proxy task in cnet-nat, not a process per port; the NAT rules in cnet's own chains:"
+show sh -c "iptables-save -t nat | grep -E '^-A CNET|MASQUERADE' | head -n 12"
+
+step "7. Links: centos7 links to centos6 and follows its restarts"
+show cnet run -d --name centos6 --hostname centos6
+show cnet run -d --name centos7 --hostname centos7 --link centos6
+show cnet exec centos7 -- tail -n 2 /etc/hosts
+show cnet stop centos6
+show cnet run -d --name filler
+show cnet start centos6
+echo "centos6 came back with a new address, and centos7's /etc/hosts followed:"
+show cnet exec centos7 -- tail -n 2 /etc/hosts
+show cnet exec centos7 -- ping -c1 centos6
+cnet rm -f filler >/dev/null
 
 step "Done"
-echo "Look around with cnet ps / cnet inspect / cnet exec NAME -- CMD."
-echo "Clean up with: cnet rm -f centos1 centos2; cnet network rm vswitch01; cnet down"
+echo "Look around with cnet ps / cnet inspect NAME / cnet exec NAME -- CMD."
+echo "Clean up with: cnet rm -f centos1 centos2 centos3 centos4 centos5 web centos6 centos7; cnet network rm vswitch01; cnet down"
