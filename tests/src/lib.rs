@@ -47,6 +47,8 @@ pub struct Cluster {
     pub ns_pid: u32,
     pub dir: tempfile::TempDir,
     bins: PathBuf,
+    /// Processes a test started in the namespaces (killed and reaped on drop).
+    background: std::sync::Mutex<Vec<Child>>,
 }
 
 /// What a command printed and how it ended.
@@ -100,7 +102,7 @@ impl Cluster {
             .spawn()
             .expect("spawn unshare (util-linux)");
         let ns_pid = wait_for_child(holder.id());
-        let cluster = Self { holder, ns_pid, dir, bins: bin_dir() };
+        let cluster = Self { holder, ns_pid, dir, bins: bin_dir(), background: Default::default() };
         // The dns service forwards to the servers in this file, never to the real host's:
         // tests run their own upstream on 127.0.0.1 (see `upstream_dns`).
         std::fs::write(cluster.upstream_resolv_conf(), "nameserver 127.0.0.1\n")
@@ -139,14 +141,24 @@ impl Cluster {
         let log = self.dir.path().join("upstream.log");
         std::fs::write(&log, "").expect("upstream log");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/upstream_dns.py");
-        let mut command = self.command(Path::new("python3"), &[], 3600);
-        command.arg(script).args(["127.0.0.1", "53"]).arg(&log).args(records);
-        command.stdout(Stdio::null()).spawn().expect("start upstream dns");
+        let mut args = vec![script.display().to_string(), "127.0.0.1".into(), "53".into()];
+        args.push(log.display().to_string());
+        args.extend(records.iter().map(|r| r.to_string()));
+        self.spawn_background("python3", &args);
         eventually("the upstream DNS server to listen", 10, || {
             let listening = self.sh("ss -lun | grep -q '127.0.0.1:53 '").code == 0;
             listening.then_some(())
         });
         log
+    }
+
+    /// Starts `program ARGS` in the cluster's "host" namespace and leaves it running
+    /// until the cluster goes.
+    pub fn spawn_background(&self, program: &str, args: &[String]) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut command = self.command(Path::new(program), &args, 3600);
+        let child = command.stdout(Stdio::null()).spawn().expect("start a background process");
+        self.background.lock().expect("background list").push(child);
     }
 
     pub fn runtime_dir(&self) -> PathBuf {
@@ -250,6 +262,12 @@ impl Drop for Cluster {
         unsafe { libc::kill(self.ns_pid as i32, libc::SIGKILL) };
         let _ = self.holder.kill();
         let _ = self.holder.wait();
+        for mut child in
+            self.background.lock().map(|mut list| std::mem::take(&mut *list)).unwrap_or_default()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -113,9 +113,7 @@ fn a_port_in_use_is_refused_and_nothing_is_left() {
 
     // A port some other program holds.
     let holder = "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 8095)); s.listen(); time.sleep(600)";
-    let mut command = std::process::Command::new("nsenter");
-    command.args(["--target", &cluster.ns_pid.to_string(), "--net", "--mount", "--pid", "--"]);
-    command.args(["python3", "-c", holder]).spawn().unwrap();
+    cluster.spawn_background("python3", &["-c".into(), holder.into()]);
     eventually("the other program to listen", 10, || {
         (cluster.sh("ss -ltn | grep -q ':8095 '").code == 0).then_some(())
     });
@@ -158,11 +156,11 @@ fn networks_are_isolated_and_internal_ones_have_no_way_out() {
     assert_eq!(ping("i1", "i2"), 0, "internal networks still talk inside");
     assert_ne!(ping("i1", "a1"), 0, "INT-1");
     assert_ne!(ping("a1", "i1"), 0, "INT-1");
-    let rules = rules(&cluster);
-    assert!(rules.contains("-s 10.81.0.0/24") && rules.contains("MASQUERADE"), "{rules}");
+    let current = rules(&cluster);
+    assert!(current.contains("-s 10.81.0.0/24") && current.contains("MASQUERADE"), "{current}");
     let masquerades_closed =
-        rules.lines().any(|l| l.contains("10.83.0.0/24") && l.contains("MASQUERADE"));
-    assert!(!masquerades_closed, "no masquerade for an internal network: {rules}");
+        current.lines().any(|l| l.contains("10.83.0.0/24") && l.contains("MASQUERADE"));
+    assert!(!masquerades_closed, "no masquerade for an internal network: {current}");
 
     cluster.cnet(&["rm", "-f", "b1"]).ok();
     cluster.cnet(&["network", "rm", "netb"]).ok();

@@ -132,13 +132,31 @@ struct StateJson {
 #[serde(rename_all = "PascalCase")]
 struct ConfigJson {
     hostname: String,
+    /// The user's variables plus the link variables (LINK-2).
+    env: Vec<String>,
     cmd: Vec<String>,
+}
+
+/// Docker's shape for ports: `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`.
+type PortMapJson = BTreeMap<String, Vec<HostPortJson>>;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostPortJson {
+    host_ip: String,
+    host_port: String,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct HostConfigJson {
     network_mode: String,
+    port_bindings: PortMapJson,
+    links: Vec<String>,
+    extra_hosts: Vec<String>,
+    dns: Vec<String>,
+    dns_search: Vec<String>,
+    dns_options: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -146,6 +164,8 @@ struct HostConfigJson {
 struct NetworkSettingsJson {
     /// The network namespace file while running, as in Docker.
     sandbox_key: String,
+    /// Bindings in force while running.
+    ports: PortMapJson,
     networks: BTreeMap<String, EndpointJson>,
 }
 
@@ -163,6 +183,7 @@ struct EndpointJson {
     #[serde(rename = "IPPrefixLen")]
     ip_prefix_len: u32,
     mac_address: String,
+    aliases: Vec<String>,
     /// cnet's addition: the interface inside the container.
     interface_name: String,
 }
@@ -199,11 +220,36 @@ impl From<&Container> for ContainerJson {
             log_path: container.log_path.clone(),
             config: ConfigJson {
                 hostname: container.hostname.clone(),
+                env: container.env.clone(),
                 cmd: container.command.clone(),
             },
-            host_config: HostConfigJson { network_mode: container.network_mode.clone() },
+            host_config: HostConfigJson {
+                network_mode: container.network_mode.clone(),
+                port_bindings: port_map(container.ports.iter().map(|p| {
+                    let host_port = match (p.host_port, p.host_port_end) {
+                        (0, _) => String::new(),
+                        (start, 0) => start.to_string(),
+                        (start, end) => format!("{start}-{end}"),
+                    };
+                    (p.container_port, p.protocol.as_str(), p.host_ip.clone(), host_port)
+                })),
+                links: container.links.clone(),
+                extra_hosts: container.add_hosts.clone(),
+                dns: container.dns.clone(),
+                dns_search: container.dns_search.clone(),
+                dns_options: container.dns_options.clone(),
+            },
             network_settings: NetworkSettingsJson {
                 sandbox_key: container.netns_path.clone(),
+                ports: port_map(container.port_bindings.iter().map(|b| {
+                    let host_ip = if b.host_ip.is_empty() { "0.0.0.0" } else { &b.host_ip };
+                    (
+                        b.container_port,
+                        b.protocol.as_str(),
+                        host_ip.to_owned(),
+                        b.host_port.to_string(),
+                    )
+                })),
                 networks: container
                     .networks
                     .iter()
@@ -223,8 +269,19 @@ fn endpoint_json(endpoint: &EndpointSettings) -> EndpointJson {
         ip_address: endpoint.ip_address.clone(),
         ip_prefix_len: endpoint.prefix_len,
         mac_address: endpoint.mac_address.clone(),
+        aliases: endpoint.aliases.clone(),
         interface_name: endpoint.ifname.clone(),
     }
+}
+
+/// (container port, protocol, host ip, host port) into Docker's port map.
+fn port_map<'a>(entries: impl Iterator<Item = (u32, &'a str, String, String)>) -> PortMapJson {
+    let mut map = PortMapJson::new();
+    for (container_port, protocol, host_ip, host_port) in entries {
+        let key = format!("{container_port}/{protocol}");
+        map.entry(key).or_default().push(HostPortJson { host_ip, host_port });
+    }
+    map
 }
 
 #[cfg(test)]
