@@ -48,7 +48,7 @@ impl Service {
             ..ServerConfig::default()
         };
         let config = Config { server };
-        let store = Store::open(&config.server.store_dir(SERVICE)).expect("open store");
+        let store = open_store(&config.server.store_dir(SERVICE)).await;
         let listeners = Listeners::bind(SERVICE, &config.server).await.expect("bind");
         let socket = config.server.socket_path(SERVICE);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -73,6 +73,22 @@ impl Service {
     async fn stop(self) {
         self.stop.send(()).expect("service still running");
         self.task.await.expect("service task").expect("service stopped cleanly");
+    }
+}
+
+/// Opens the store, waiting while a stopped server's last connection tasks still hold
+/// sled's file lock (they go a moment after `run` returns).
+async fn open_store(dir: &Path) -> Store {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(%error, "store still locked, retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("open store: {error}"),
+        }
     }
 }
 

@@ -369,10 +369,10 @@ impl Gateway {
         record.finished_at = now();
         self.records.put_container(&record).await?;
         let mut failures = failures;
-        if !matches!(record.mode, NetworkMode::Container(_)) {
-            if let Err(error) = self.put_files(&record, false).await {
-                failures.push(error.into());
-            }
+        if !matches!(record.mode, NetworkMode::Container(_))
+            && let Err(error) = self.put_files(&record, false).await
+        {
+            failures.push(error.into());
         }
         match failures.into_iter().next() {
             Some(status) => Err(Error::Backend(status)),

@@ -125,7 +125,7 @@ fn inspect_json_has_docker_shape() {
         value["NetworkSettings"]["Networks"]["vswitch01"],
         json!({"IPAMConfig": null, "NetworkID": "net1", "Gateway": "172.16.1.1",
                "IPAddress": "172.16.1.0", "IPPrefixLen": 16,
-               "MacAddress": "02:42:ac:10:01:00", "InterfaceName": "eth0"})
+               "MacAddress": "02:42:ac:10:01:00", "Aliases": [], "InterfaceName": "eth0"})
     );
 }
 
