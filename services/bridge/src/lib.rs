@@ -113,26 +113,4 @@ mod tests {
         let explicit = Config { netns_dir: Some("/var/run/netns".into()), ..config };
         assert_eq!(explicit.netns_dir(), Path::new("/var/run/netns"));
     }
-
-    /// Every source file opens with a `//!` comment saying what it is for.
-    #[test]
-    fn every_file_has_a_module_doc() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut pending = vec![root.join("src"), root.join("tests")];
-        let mut missing = Vec::new();
-        while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else if path.extension().is_some_and(|ext| ext == "rs") {
-                    let text = std::fs::read_to_string(&path).unwrap();
-                    if !text.starts_with("//!") {
-                        missing.push(path);
-                    }
-                }
-            }
-        }
-        assert!(missing.is_empty(), "no //! doc: {missing:?}");
-    }
 }

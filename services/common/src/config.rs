@@ -88,6 +88,11 @@ pub fn socket_path(runtime_dir: &Path, service: &str) -> PathBuf {
 /// A service's config: anything with a `[server]` table.
 pub trait ServiceConfig: Serialize + DeserializeOwned + Default {
     fn server(&self) -> &ServerConfig;
+
+    /// Checks what serde cannot; the service exits 64 with this message otherwise.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,13 @@
 //! Plumbing shared by every cnet service: one config story ([`config`]), serving gRPC on
 //! a Unix socket and optionally TCP with health, reflection and tower layers
 //! ([`server`]), connecting to other services ([`client`]), the sled store
-//! ([`store`]), logging ([`telemetry`]) and graceful shutdown ([`shutdown`]).
+//! ([`store`]), logging ([`telemetry`]), graceful shutdown ([`shutdown`]) and the start-up
+//! sequence every binary shares ([`service`]).
 
 pub mod client;
 pub mod config;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

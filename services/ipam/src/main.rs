@@ -1,11 +1,7 @@
 //! `cnet-ipam`: config → logging → store → sockets → serve until SIGTERM or SIGINT.
 
-use anyhow::Context;
 use clap::Parser;
-
-use cnet_common::{
-    EXIT_BAD_CONFIG, config::CommonArgs, server::Listeners, shutdown, store::Store, telemetry,
-};
+use cnet_common::{config::CommonArgs, service, shutdown};
 use cnet_ipam::{Config, SERVICE};
 
 /// cnet IP address management service.
@@ -19,18 +15,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config: Config = match cnet_common::config::load(SERVICE, &args.common) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("cnet-ipam: {error}");
-            std::process::exit(EXIT_BAD_CONFIG);
-        }
-    };
-    telemetry::init(SERVICE);
-    let store_dir = config.server.store_dir(SERVICE);
-    let store =
-        Store::open(&store_dir).with_context(|| format!("open store {}", store_dir.display()))?;
-    let listeners = Listeners::bind(SERVICE, &config.server).await?;
+    let service::Prepared { config, store, listeners } =
+        service::prepare::<Config>(SERVICE, &args.common, "info").await?;
     cnet_ipam::run(&config, store, listeners, shutdown::signal_received()).await?;
     Ok(())
 }

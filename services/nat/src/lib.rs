@@ -93,6 +93,10 @@ impl ServiceConfig for Config {
     fn server(&self) -> &ServerConfig {
         &self.server
     }
+
+    fn validate(&self) -> Result<(), String> {
+        Config::validate(self)
+    }
 }
 
 impl Config {

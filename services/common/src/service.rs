@@ -1,0 +1,49 @@
+//! What every service binary does before it serves: load its config (exiting 64, as
+//! operators' tooling expects, when it is invalid), start logging, open its store and
+//! bind its sockets.
+
+use std::path::PathBuf;
+
+use crate::{
+    EXIT_BAD_CONFIG,
+    config::{self, CommonArgs, ServiceConfig},
+    server::Listeners,
+    store::{Store, StoreError},
+    telemetry,
+};
+
+pub struct Prepared<C> {
+    pub config: C,
+    pub store: Store,
+    pub listeners: Listeners,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("open store {dir}: {source}")]
+    Store { dir: PathBuf, source: StoreError },
+    #[error(transparent)]
+    Listen(#[from] std::io::Error),
+}
+
+/// `log_filter` is the default for `RUST_LOG`.
+pub async fn prepare<C: ServiceConfig>(
+    service: &str,
+    args: &CommonArgs,
+    log_filter: &str,
+) -> Result<Prepared<C>, StartupError> {
+    let config: C = config::load(service, args).unwrap_or_else(|error| bad_config(service, error));
+    if let Err(error) = config.validate() {
+        bad_config(service, format!("invalid configuration: {error}"));
+    }
+    telemetry::init(service, log_filter);
+    let dir = config.server().store_dir(service);
+    let store = Store::open(&dir).map_err(|source| StartupError::Store { dir, source })?;
+    let listeners = Listeners::bind(service, config.server()).await?;
+    Ok(Prepared { config, store, listeners })
+}
+
+fn bad_config(service: &str, error: impl std::fmt::Display) -> ! {
+    eprintln!("cnet-{service}: {error}");
+    std::process::exit(EXIT_BAD_CONFIG)
+}
