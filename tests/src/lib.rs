@@ -196,6 +196,33 @@ impl Cluster {
         Run::from(self.command(Path::new("/bin/sh"), &["-c", script], 60).output().expect("run sh"))
     }
 
+    /// The seed lab's `vswitch01` (step 2): 172.16.1.0/16, range 172.16.1.0/24, gateway .1.
+    pub fn lab_network(&self) {
+        self.cnet(&[
+            "network",
+            "create",
+            "--driver",
+            "bridge",
+            "--subnet",
+            "172.16.1.0/16",
+            "--ip-range",
+            "172.16.1.0/24",
+            "--gateway",
+            "172.16.1.1",
+            "vswitch01",
+        ])
+        .ok();
+    }
+
+    /// The lab's network with centos1 (172.16.1.0) and centos2 (172.16.1.2) on it.
+    pub fn lab(&self) {
+        self.lab_network();
+        for name in ["centos1", "centos2"] {
+            self.cnet(&["run", "-d", "--name", name, "--hostname", name, "--network", "vswitch01"])
+                .ok();
+        }
+    }
+
     /// `cnet inspect NAME` as JSON.
     pub fn inspect(&self, name: &str) -> serde_json::Value {
         let out = self.cnet(&["inspect", name]).ok();

@@ -4,27 +4,6 @@
 
 use cnet_tests::{Cluster, eventually};
 
-fn lab(cluster: &Cluster) {
-    cluster
-        .cnet(&[
-            "network",
-            "create",
-            "--subnet",
-            "172.16.1.0/16",
-            "--ip-range",
-            "172.16.1.0/24",
-            "--gateway",
-            "172.16.1.1",
-            "vswitch01",
-        ])
-        .ok();
-    for name in ["centos1", "centos2"] {
-        cluster
-            .cnet(&["run", "-d", "--name", name, "--hostname", name, "--network", "vswitch01"])
-            .ok();
-    }
-}
-
 fn dig(cluster: &Cluster, container: &str, query: &[&str]) -> String {
     let mut args =
         vec!["exec", container, "--", "dig", "@127.0.0.11", "+short", "+tries=1", "+time=3"];
@@ -43,7 +22,7 @@ fn status(cluster: &Cluster, container: &str, name: &str) -> String {
 #[test]
 fn containers_on_a_user_network_reach_each_other_by_name() {
     let cluster = Cluster::start();
-    lab(&cluster);
+    cluster.lab();
     cluster.cnet(&["exec", "centos2", "--", "ping", "-c1", "-W2", "centos1"]).ok();
     let hosts = cluster.cnet(&["exec", "centos1", "--", "getent", "hosts", "centos2"]).ok();
     assert!(hosts.starts_with("172.16.1.2"), "{hosts}");
@@ -70,7 +49,7 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
 fn names_are_scoped_to_the_networks_a_container_shares() {
     let cluster = Cluster::start();
     let upstream = cluster.upstream_dns(&["upstream.test=10.9.9.9"]);
-    lab(&cluster);
+    cluster.lab();
     cluster.cnet(&["network", "create", "--subnet", "10.88.0.0/24", "other"]).ok();
     cluster.cnet(&["run", "-d", "--name", "centos9", "--network", "other"]).ok();
 
@@ -99,7 +78,7 @@ fn names_are_scoped_to_the_networks_a_container_shares() {
 fn everything_else_is_forwarded_with_the_upstreams_answer() {
     let cluster = Cluster::start();
     let upstream = cluster.upstream_dns(&["upstream.test=10.9.9.9"]);
-    lab(&cluster);
+    cluster.lab();
     assert_eq!(dig(&cluster, "centos1", &["upstream.test"]).trim(), "10.9.9.9");
     let hosts = cluster.cnet(&["exec", "centos1", "--", "getent", "hosts", "upstream.test"]).ok();
     assert!(hosts.starts_with("10.9.9.9"), "{hosts}");
@@ -112,7 +91,7 @@ fn everything_else_is_forwarded_with_the_upstreams_answer() {
 #[test]
 fn a_shared_alias_answers_every_member() {
     let cluster = Cluster::start();
-    lab(&cluster);
+    cluster.lab();
     for name in ["web1", "web2"] {
         cluster
             .cnet(&[
@@ -160,7 +139,7 @@ fn the_default_bridge_has_no_embedded_dns() {
 #[test]
 fn kill_9_of_the_dns_service_loses_no_name() {
     let cluster = Cluster::start();
-    lab(&cluster);
+    cluster.lab();
     assert_eq!(dig(&cluster, "centos2", &["centos1"]).trim(), "172.16.1.0");
     let before = cluster.pids_of("cnet-dns");
     assert_eq!(cluster.kill9("cnet-dns"), 1);

@@ -4,27 +4,11 @@
 
 use cnet_tests::{Cluster, eventually};
 
-fn lab_network(cluster: &Cluster) {
-    cluster
-        .cnet(&[
-            "network",
-            "create",
-            "--subnet",
-            "172.16.1.0/16",
-            "--ip-range",
-            "172.16.1.0/24",
-            "--gateway",
-            "172.16.1.1",
-            "vswitch01",
-        ])
-        .ok();
-}
-
 #[test]
 fn stop_releases_the_address_and_start_takes_the_lowest_free_one() {
     let cluster = Cluster::start();
     let api = cluster.api();
-    lab_network(&cluster);
+    cluster.lab_network();
     for name in ["c1", "c2", "c3"] {
         cluster.cnet(&["run", "-d", "--name", name, "--network", "vswitch01"]).ok();
     }
@@ -54,7 +38,7 @@ fn stop_releases_the_address_and_start_takes_the_lowest_free_one() {
 fn static_ip_outside_the_range_is_kept_across_restarts() {
     let cluster = Cluster::start();
     let api = cluster.api();
-    lab_network(&cluster);
+    cluster.lab_network();
     cluster
         .cnet(&["run", "-d", "--name", "fixed", "--network", "vswitch01", "--ip", "172.16.2.7"])
         .ok();

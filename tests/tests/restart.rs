@@ -15,24 +15,7 @@ fn kernel_view(cluster: &Cluster) -> String {
 fn kill_9_of_every_service_loses_nothing() {
     let cluster = Cluster::start();
     let api = cluster.api();
-    cluster
-        .cnet(&[
-            "network",
-            "create",
-            "--subnet",
-            "172.16.1.0/16",
-            "--ip-range",
-            "172.16.1.0/24",
-            "--gateway",
-            "172.16.1.1",
-            "vswitch01",
-        ])
-        .ok();
-    for name in ["centos1", "centos2"] {
-        cluster
-            .cnet(&["run", "-d", "--name", name, "--hostname", name, "--network", "vswitch01"])
-            .ok();
-    }
+    cluster.lab();
     cluster.cnet(&["run", "-d", "--name", "stopped", "--network", "vswitch01"]).ok();
     cluster.cnet(&["stop", "stopped"]).ok();
     let networks_before = cluster.cnet(&["network", "ls"]).ok();
