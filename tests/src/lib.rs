@@ -337,6 +337,11 @@ impl Api {
         self.runtime.block_on(future)
     }
 
+    /// Enters the runtime, e.g. to make more channels for other services.
+    pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.runtime.enter()
+    }
+
     #[track_caller]
     pub fn network(&self, name: &str) -> api::Network {
         let mut client = self.networks.clone();

@@ -48,6 +48,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage the cluster as a whole
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Create a container without starting it (prints its id)
     Create(CreateArgs),
     /// Create and start a container
@@ -332,4 +335,20 @@ mod tests;
 pub struct ContainerArg {
     /// Container name or id
     pub container: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show what the services hold that the gateway's records do not want (exit 1 if any)
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Remove what is found
+    #[arg(long)]
+    pub repair: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }

@@ -4,12 +4,13 @@
 pub mod container;
 pub mod exec;
 pub mod network;
+pub mod system;
 pub mod up;
 
 use std::io::{IsTerminal, Write};
 
 use crate::{
-    cli::{Cli, Command, NetworkCommand},
+    cli::{Cli, Command, NetworkCommand, SystemCommand},
     gateway::Gateway,
 };
 
@@ -52,6 +53,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<i32> {
 
 async fn dispatch(gateway: &Gateway, command: Command) -> anyhow::Result<i32> {
     match command {
+        Command::System(SystemCommand::Check(args)) => system::check(gateway, &args).await,
         Command::Network(NetworkCommand::Create(args)) => network::create(gateway, args).await,
         Command::Network(NetworkCommand::Ls(args)) => network::list(gateway, &args).await,
         Command::Network(NetworkCommand::Inspect(args)) => {

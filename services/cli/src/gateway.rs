@@ -2,11 +2,12 @@
 //! RPC, and the rule that turns a failed call into a message for people.
 
 use cnet_proto::gateway::v1::{
-    ConnectNetworkRequest, Container, CreateContainerRequest, CreateNetworkRequest,
-    DisconnectNetworkRequest, InspectContainerRequest, InspectNetworkRequest,
+    CheckRequest, ConnectNetworkRequest, Container, CreateContainerRequest, CreateNetworkRequest,
+    DisconnectNetworkRequest, Drift, InspectContainerRequest, InspectNetworkRequest,
     ListContainersRequest, ListNetworksRequest, Network, PruneNetworksRequest,
     RemoveContainerRequest, RemoveNetworkRequest, StartContainerRequest, StopContainerRequest,
     container_service_client::ContainerServiceClient, network_service_client::NetworkServiceClient,
+    system_service_client::SystemServiceClient,
 };
 use tonic::{Code, Status, transport::Channel};
 
@@ -14,6 +15,7 @@ pub struct Gateway {
     target: String,
     networks: NetworkServiceClient<Channel>,
     containers: ContainerServiceClient<Channel>,
+    system: SystemServiceClient<Channel>,
 }
 
 impl Gateway {
@@ -24,7 +26,8 @@ impl Gateway {
         Ok(Self {
             target: target.to_owned(),
             networks: NetworkServiceClient::new(channel.clone()),
-            containers: ContainerServiceClient::new(channel),
+            containers: ContainerServiceClient::new(channel.clone()),
+            system: SystemServiceClient::new(channel),
         })
     }
 
@@ -45,6 +48,11 @@ impl Gateway {
     pub async fn remove_network(&self, network: &str) -> anyhow::Result<()> {
         let request = RemoveNetworkRequest { network: network.to_owned() };
         self.answer(self.networks.clone().remove_network(request).await).map(drop)
+    }
+
+    pub async fn check(&self, repair: bool) -> anyhow::Result<Vec<Drift>> {
+        let response = self.system.clone().check(CheckRequest { repair }).await;
+        Ok(self.answer(response)?.drifts)
     }
 
     /// Names of the removed networks.

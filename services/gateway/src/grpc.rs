@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use cnet_proto::gateway::v1::{
-    self as api, container_service_server::ContainerService, network_service_server::NetworkService,
+    self as api, container_service_server::ContainerService,
+    network_service_server::NetworkService, system_service_server::SystemService,
 };
 use tonic::{Request, Response, Status};
 
@@ -392,5 +393,25 @@ impl ContainerService for Api {
             .collect();
         containers.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(Response::new(api::ListContainersResponse { containers }))
+    }
+}
+
+#[tonic::async_trait]
+impl SystemService for Api {
+    #[tracing::instrument(skip_all, fields(repair = request.get_ref().repair))]
+    async fn check(
+        &self,
+        request: Request<api::CheckRequest>,
+    ) -> Result<Response<api::CheckResponse>, Status> {
+        let report = self.gateway.check(request.get_ref().repair).await?;
+        let drifts = report
+            .into_iter()
+            .map(|(leftover, repaired)| api::Drift {
+                service: leftover.service().to_owned(),
+                description: leftover.to_string(),
+                repaired,
+            })
+            .collect();
+        Ok(Response::new(api::CheckResponse { drifts }))
     }
 }

@@ -23,6 +23,7 @@ use cnet_common::{
 };
 use cnet_proto::gateway::v1::{
     container_service_server::ContainerServiceServer, network_service_server::NetworkServiceServer,
+    system_service_server::SystemServiceServer,
 };
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +103,7 @@ pub async fn run(
 
     let mut standard = Standard::new();
     standard
+        .add_service(SystemServiceServer::new(api.clone()))
         .add_service(NetworkServiceServer::new(api.clone()))
         .add_service(ContainerServiceServer::new(api));
     let (health, routes) = standard.routes();

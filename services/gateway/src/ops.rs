@@ -12,6 +12,7 @@ pub use container::CreateSpec;
 pub use lifecycle::DEFAULT_STOP_TIMEOUT;
 pub use ports::parse_port;
 mod dns;
+mod drift;
 mod hosts;
 mod lifecycle;
 mod network;

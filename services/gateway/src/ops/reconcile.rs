@@ -3,13 +3,11 @@
 //! process lives get their address and veths back and are watched again, containers
 //! whose process died while the gateway was away are torn down, and whatever the other
 //! services hold that no record wants (pools, addresses, sandboxes, bridges left by a
-//! crash half-way through an operation) is removed.
+//! crash half-way through an operation) is removed (see `drift`).
 
-use std::{collections::HashSet, sync::Arc};
+use std::sync::Arc;
 
-use cnet_proto::{
-    bridge::v1 as bridge, dns::v1 as dns, hosts::v1 as hosts, ipam::v1 as ipam, nat::v1 as nat,
-};
+use cnet_proto::ipam::v1 as ipam;
 use tonic::Code;
 
 use super::Gateway;
@@ -27,13 +25,14 @@ impl Gateway {
         for network in networks.iter().filter(|n| n.is_bridge()) {
             self.restore_network(network).await?;
         }
-        let mut running = HashSet::new();
         for container in self.records.container_list()? {
-            if self.restore_container(container.clone()).await? {
-                running.insert(container.id);
-            }
+            self.restore_container(container).await?;
         }
-        self.collect_garbage(&networks, &running).await
+        for leftover in self.find_leftovers().await? {
+            tracing::warn!(service = leftover.service(), "{leftover}: removing it");
+            self.remove_leftover(&leftover).await?;
+        }
+        Ok(())
     }
 
     async fn restore_network(&self, network: &NetworkRecord) -> Result<()> {
@@ -101,139 +100,5 @@ impl Gateway {
         }
         self.watch_exit(&container.id, pid, None);
         Ok(true)
-    }
-
-    async fn collect_garbage(
-        &self,
-        networks: &[NetworkRecord],
-        running: &HashSet<String>,
-    ) -> Result<()> {
-        let wanted_networks: HashSet<&str> = networks.iter().map(|n| n.id.as_str()).collect();
-        let pools = retry(
-            "list pools",
-            &self.backends.ipam,
-            ipam::ListPoolsRequest {},
-            |mut c, m| async move { c.list_pools(m).await },
-        )
-        .await?;
-        for pool in pools.pools {
-            if !wanted_networks.contains(pool.id.as_str()) {
-                tracing::warn!(pool = %pool.id, "removing an address pool no network owns");
-                self.delete_pool(&pool.id).await;
-                continue;
-            }
-            let allocations = retry(
-                "list allocations",
-                &self.backends.ipam,
-                ipam::ListAllocationsRequest { pool_id: pool.id.clone() },
-                |mut c, m| async move { c.list_allocations(m).await },
-            )
-            .await?;
-            for allocation in allocations.allocations {
-                if !running.contains(&allocation.owner) {
-                    tracing::warn!(address = %allocation.address, owner = %allocation.owner, "releasing an address no running container holds");
-                    retry(
-                        "release address",
-                        &self.backends.ipam,
-                        ipam::ReleaseRequest {
-                            pool_id: pool.id.clone(),
-                            owner: allocation.owner.clone(),
-                        },
-                        |mut c, m| async move { c.release(m).await },
-                    )
-                    .await?;
-                }
-            }
-        }
-        let sandboxes = retry(
-            "list sandboxes",
-            &self.backends.bridge,
-            bridge::ListSandboxesRequest {},
-            |mut c, m| async move { c.list_sandboxes(m).await },
-        )
-        .await?;
-        for sandbox in sandboxes.sandboxes {
-            if !running.contains(&sandbox.id) {
-                tracing::warn!(sandbox = %sandbox.id, "removing a network namespace no running container uses");
-                retry(
-                    "delete sandbox",
-                    &self.backends.bridge,
-                    bridge::DeleteSandboxRequest { id: sandbox.id.clone() },
-                    |mut c, m| async move { c.delete_sandbox(m).await },
-                )
-                .await?;
-            }
-        }
-        let registered = retry(
-            "list DNS registrations",
-            &self.backends.dns,
-            dns::ListContainersRequest {},
-            |mut c, m| async move { c.list_containers(m).await },
-        )
-        .await?;
-        for container in registered.containers {
-            if !running.contains(&container.container_id) {
-                tracing::warn!(container = %container.container_id, "dropping DNS names of a container that is not running");
-                self.deregister_names(&container.container_id).await?;
-            }
-        }
-
-        let known: HashSet<String> =
-            self.records.container_list()?.into_iter().map(|c| c.id).collect();
-        let files = retry(
-            "list hosts files",
-            &self.backends.hosts,
-            hosts::ListContainersRequest {},
-            |mut c, m| async move { c.list_containers(m).await },
-        )
-        .await?;
-        for spec in files.containers.into_iter().filter_map(|c| c.spec) {
-            if !known.contains(&spec.container_id) {
-                tracing::warn!(container = %spec.container_id, "removing hosts files of a container that no longer exists");
-                self.forget_files(&spec.container_id).await?;
-            }
-        }
-
-        let mappings = retry(
-            "list published ports",
-            &self.backends.nat,
-            nat::ListMappingsRequest { container_id: String::new() },
-            |mut c, m| async move { c.list_mappings(m).await },
-        )
-        .await?;
-        let published: HashSet<String> =
-            mappings.bindings.into_iter().map(|b| b.container_id).collect();
-        for container_id in published.difference(running) {
-            tracing::warn!(container = %container_id, "unpublishing ports of a container that is not running");
-            self.unpublish(container_id).await?;
-        }
-        let firewalled = retry(
-            "list firewalled networks",
-            &self.backends.nat,
-            nat::ListNetworksRequest {},
-            |mut c, m| async move { c.list_networks(m).await },
-        )
-        .await?;
-        for network in firewalled.networks {
-            if !wanted_networks.contains(network.network_id.as_str()) {
-                tracing::warn!(network = %network.network_id, "removing firewall rules no network owns");
-                self.delete_firewall(&network.network_id).await;
-            }
-        }
-
-        let bridges = retry(
-            "list bridges",
-            &self.backends.bridge,
-            bridge::ListBridgesRequest {},
-            |mut c, m| async move { c.list_bridges(m).await },
-        )
-        .await?;
-        for device in bridges.bridges {
-            if !wanted_networks.contains(device.network_id.as_str()) {
-                tracing::warn!(bridge = %device.name, "removing a bridge no network owns");
-                self.delete_bridge(&device.network_id).await;
-            }
-        }
-        Ok(())
     }
 }
