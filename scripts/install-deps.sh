@@ -9,8 +9,9 @@
 #   python3        the stand-in upstream DNS server and web servers of the tests and lab
 #   curl           the lab fetches a published port
 #   iptables       iptables-save / iptables-restore, which the nat service drives (nf_tables backend)
+#   nftables       nft, which the nat service drives with firewall = "nftables"
 set -euo pipefail
-packages=(iproute2 iputils-ping util-linux bridge-utils procps iptables bind9-dnsutils python3 curl ca-certificates)
+packages=(iproute2 iputils-ping util-linux bridge-utils procps iptables nftables bind9-dnsutils python3 curl ca-certificates)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,20 +1,33 @@
 //! The packet filter behind a small trait: [`iptables::Iptables`] drives
-//! `iptables-save` / `iptables-restore`, [`fake::Fake`] simulates the tables in memory
-//! and records every batch for tests. [`Firewall`] brings the kernel to a
-//! [`Ruleset`]: it reads the tables once, plans the difference
-//! ([`crate::domain::plan`]) and applies it as one batch, so a change costs two
+//! `iptables-save` / `iptables-restore`, [`nftables::Nftables`] drives `nft` on a table
+//! of cnet's own, [`fake::Fake`] simulates either in memory and records every batch for
+//! tests. [`Firewall`] brings the kernel to a [`Ruleset`]: it reads the rules once, plans
+//! the difference in the filter's [`Dialect`] ([`crate::domain::plan`] or
+//! [`crate::domain::nft::plan`]) and applies it as one batch, so a change costs two
 //! processes however many rules it touches, and a check that finds everything in place
 //! costs one.
 
 pub mod fake;
 pub mod iptables;
+pub mod nftables;
 
 use std::sync::Arc;
 
 use crate::domain::{
+    nft,
     plan::{Saved, plan},
     rules::Ruleset,
 };
+
+/// The language a [`PacketFilter`] reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `iptables-save` dumps of the filter and nat tables, `iptables-restore --noflush`
+    /// batches.
+    Iptables,
+    /// `nft list table ip cnet` listings, `nft -f` batches.
+    Nftables,
+}
 
 /// A packet-filter operation that failed: what was attempted and why.
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +48,14 @@ pub type Result<T, E = FirewallError> = std::result::Result<T, E>;
 /// The kernel side, in the service's network namespace.
 #[tonic::async_trait]
 pub trait PacketFilter: Send + Sync + 'static {
-    /// The filter and nat tables in `iptables-save` format.
+    /// What `save` returns and `restore` takes.
+    fn dialect(&self) -> Dialect {
+        Dialect::Iptables
+    }
+    /// The rules: the filter and nat tables in `iptables-save` format, or cnet's
+    /// nftables table as `nft list` prints it ("" when there is none).
     async fn save(&self) -> Result<String>;
-    /// Applies `script` with `iptables-restore --noflush`: all of it or none of it.
+    /// Applies `script` (`iptables-restore --noflush` or `nft -f`): all of it or none.
     async fn restore(&self, script: &str) -> Result<()>;
     /// Whether `net.ipv4.ip_forward` is 1.
     async fn ip_forward(&self) -> Result<bool>;
@@ -68,12 +86,20 @@ impl Firewall {
     /// "table/chain" names and "net.ipv4.ip_forward"; empty when all was in place.
     pub async fn sync(&self, ruleset: &Ruleset, forwarding: bool) -> Result<Vec<String>> {
         let Some(filter) = &self.filter else { return Ok(Vec::new()) };
-        let saved = Saved::parse(&filter.save().await?);
-        let plan = plan(ruleset, &saved);
-        let mut changed = plan.changed;
-        if !plan.script.is_empty() {
-            tracing::debug!(script = %plan.script, "iptables-restore");
-            filter.restore(&plan.script).await?;
+        let saved = filter.save().await?;
+        let (script, mut changed) = match filter.dialect() {
+            Dialect::Iptables => {
+                let plan = plan(ruleset, &Saved::parse(&saved));
+                (plan.script, plan.changed)
+            }
+            Dialect::Nftables => {
+                let plan = nft::plan(&ruleset.nft, &saved);
+                (plan.script, plan.changed)
+            }
+        };
+        if !script.is_empty() {
+            tracing::debug!(%script, dialect = ?filter.dialect(), "applying one batch");
+            filter.restore(&script).await?;
         }
         if forwarding && self.manage_ip_forward && !filter.ip_forward().await? {
             filter.enable_ip_forward().await?;
@@ -123,6 +149,29 @@ mod tests {
         firewall.sync(&ruleset(&[]), false).await.unwrap();
         let dump = fake.save().await.unwrap();
         assert!(!dump.contains("br-"), "{dump}");
+    }
+
+    #[tokio::test]
+    async fn nftables_sync_is_one_batch_then_nothing_and_repairs() {
+        let fake = Arc::new(fake::Fake::nftables());
+        let firewall = Firewall::new(fake.clone(), true);
+        let changed = firewall.sync(&ruleset(&["br-a"]), true).await.unwrap();
+        assert!(changed.contains(&"cnet/forward".to_string()), "{changed:?}");
+        assert!(fake.ip_forward_enabled());
+        assert!(fake.scripts()[0].starts_with("add table ip cnet\ndelete table ip cnet\n"));
+        assert!(firewall.sync(&ruleset(&["br-a"]), true).await.unwrap().is_empty());
+        assert_eq!(fake.scripts().len(), 1, "nothing to do, no nft -f");
+
+        fake.flush_ruleset();
+        let changed = firewall.sync(&ruleset(&["br-a"]), false).await.unwrap();
+        assert_eq!(changed.len(), 9, "{changed:?}");
+        let listing = fake.save().await.unwrap();
+        assert!(listing.contains("ip saddr 10.0.0.0/16 oifname != \"br-a\" masquerade"));
+
+        firewall.sync(&ruleset(&["br-a", "br-b"]), true).await.unwrap();
+        assert!(fake.save().await.unwrap().contains("oifname \"br-b\" drop"));
+        firewall.sync(&ruleset(&[]), false).await.unwrap();
+        assert!(!fake.save().await.unwrap().contains("br-"));
     }
 
     #[tokio::test]

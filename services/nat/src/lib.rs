@@ -7,7 +7,8 @@
 //! - [`domain`]: the rules in plain Rust: validated values, the exact rule lines, the
 //!   plan from `iptables-save` to one `iptables-restore` batch, the port allocator and
 //!   the state; no gRPC, sockets, processes or storage.
-//! - [`firewall`]: the `PacketFilter` trait, iptables for real and a recording fake.
+//! - [`firewall`]: the `PacketFilter` trait, iptables or nftables for real and a
+//!   recording fake.
 //! - [`proxy`]: one tokio task per binding, TCP and UDP.
 //! - `store`: networks and publications in the service's sled store.
 //! - `registry`: state, store, rules and proxies kept in step behind one lock.
@@ -38,7 +39,7 @@ use tonic_health::ServingStatus;
 
 pub use crate::error::Error;
 use crate::{
-    firewall::{Firewall, iptables::Iptables},
+    firewall::{Firewall, iptables::Iptables, nftables::Nftables},
     grpc::NatService,
     registry::Registry,
     store::Records,
@@ -54,6 +55,9 @@ pub enum FirewallDriver {
     /// `iptables-save` / `iptables-restore` (either backend).
     #[default]
     Iptables,
+    /// `nft`, with every rule in a table of cnet's own, `ip cnet`, rewritten whole in
+    /// one transaction (see `domain/nft.rs` for how it coexists with other tables).
+    Nftables,
     /// No rules at all: only the proxies serve published ports (no MASQUERADE, no
     /// isolation). For hosts whose firewall is managed by something else.
     None,
@@ -66,6 +70,8 @@ pub struct Config {
     pub firewall: FirewallDriver,
     pub iptables_save: PathBuf,
     pub iptables_restore: PathBuf,
+    /// The `nft` binary of `firewall = "nftables"`.
+    pub nft: PathBuf,
     /// Set `net.ipv4.ip_forward=1` (in the service's namespace) once a network that
     /// routes to the outside exists, as dockerd does.
     pub manage_ip_forward: bool,
@@ -82,6 +88,7 @@ impl Default for Config {
             firewall: FirewallDriver::Iptables,
             iptables_save: "/usr/sbin/iptables-save".into(),
             iptables_restore: "/usr/sbin/iptables-restore".into(),
+            nft: "/usr/sbin/nft".into(),
             manage_ip_forward: true,
             udp_idle_timeout_secs: 30,
             check_interval_secs: 5,
@@ -112,6 +119,9 @@ impl Config {
                 }
             }
         }
+        if self.firewall == FirewallDriver::Nftables && self.nft.as_os_str().is_empty() {
+            return Err("nft must be set".into());
+        }
         Ok(())
     }
 
@@ -121,6 +131,9 @@ impl Config {
                 Arc::new(Iptables::new(&self.iptables_save, &self.iptables_restore)),
                 self.manage_ip_forward,
             ),
+            FirewallDriver::Nftables => {
+                Firewall::new(Arc::new(Nftables::new(&self.nft)), self.manage_ip_forward)
+            }
             FirewallDriver::None => Firewall::disabled(),
         }
     }
@@ -138,7 +151,7 @@ pub async fn run(
 }
 
 /// [`run`] with a given firewall (e.g. over [`firewall::fake::Fake`]); `config.firewall`
-/// and the iptables paths are ignored.
+/// and the iptables and nft paths are ignored.
 pub async fn run_with(
     config: &Config,
     firewall: Firewall,

@@ -1,9 +1,12 @@
-//! Root tests with the real thing: iptables-save/iptables-restore (nf_tables), sysctls,
-//! bridges, veths and sockets, each test in its own throwaway network namespaces (see
-//! `support/netns.rs`), the real gRPC server in-process driven by the generated client.
-//! Traffic only flows between namespaces the test made. Without root they fail; they
-//! never skip.
+//! Root tests with the real thing: iptables-save/iptables-restore (nf_tables) or nft,
+//! sysctls, bridges, veths and sockets, each test in its own throwaway network namespaces
+//! (see `support/netns.rs`), the real gRPC server in-process driven by the generated
+//! client. Traffic only flows between namespaces the test made. Every test runs once per
+//! backend (`<test>::iptables`, `<test>::nftables`); what differs is in
+//! `support/backend.rs`. Without root they fail; they never skip.
 
+#[path = "support/backend.rs"]
+mod backend;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/netns.rs"]
@@ -17,42 +20,38 @@ use std::time::{Duration, Instant};
 
 use tonic::Code;
 
-use crate::{harness::*, netns::*, topology::*};
+use crate::{backend::Backend, harness::*, netns::*, topology::*};
 
 const NET: &str = "n1";
 const QUICK: Duration = Duration::from_secs(2);
 /// How long a dropped connection attempt is given before it counts as dropped.
 const DROPPED: Duration = Duration::from_millis(700);
 
-/// iptables-save's cnet lines right after EnsureNetwork(br-a, 10.10.1.0/24).
-const NETWORK_RULES: &[&str] = &[
-    "*filter",
-    ":CNET",
-    ":CNET-FORWARD",
-    ":CNET-ISOLATION-1",
-    ":CNET-ISOLATION-2",
-    ":CNET-USER",
-    "-A FORWARD -j CNET-USER",
-    "-A FORWARD -j CNET-FORWARD",
-    "-A CNET-FORWARD -j CNET-ISOLATION-1",
-    "-A CNET-FORWARD -o br-a -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-    "-A CNET-FORWARD -o br-a -j CNET",
-    "-A CNET-FORWARD -i br-a ! -o br-a -j ACCEPT",
-    "-A CNET-FORWARD -i br-a -o br-a -j ACCEPT",
-    "-A CNET-ISOLATION-1 -i br-a ! -o br-a -j CNET-ISOLATION-2",
-    "-A CNET-ISOLATION-1 -j RETURN",
-    "-A CNET-ISOLATION-2 -o br-a -j DROP",
-    "-A CNET-ISOLATION-2 -j RETURN",
-    "-A CNET-USER -j RETURN",
-    "*nat",
-    ":CNET",
-    ":CNET-POSTROUTING",
-    "-A PREROUTING -m addrtype --dst-type LOCAL -j CNET",
-    "-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j CNET",
-    "-A POSTROUTING -j CNET-POSTROUTING",
-    "-A CNET -i br-a -j RETURN",
-    "-A CNET-POSTROUTING -s 10.10.1.0/24 ! -o br-a -j MASQUERADE",
-];
+/// One `#[test]` per backend for each shared test body `name(backend)`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::Backend;
+
+            #[test]
+            fn iptables() {
+                super::$name(Backend::Iptables)
+            }
+
+            #[test]
+            fn nftables() {
+                super::$name(Backend::Nftables)
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    network_rules_publishing_and_conflicts,
+    restart_rebuilds_identical_rules_and_reopens_proxies,
+    rules_wiped_by_hand_come_back_within_seconds,
+    networks_are_isolated_and_internal_ones_closed,
+);
 
 fn ask_tcp(
     netns: Option<&Netns>,
@@ -85,10 +84,9 @@ fn ip_forward() -> String {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim().to_owned()
 }
 
-#[test]
-fn network_rules_publishing_and_conflicts() {
-    isolated(|dir| async move {
-        let outside = host("DROP");
+fn network_rules_publishing_and_conflicts(backend: Backend) {
+    isolated(move |dir| async move {
+        let outside = backend.host("DROP");
         bridge("br-a", "10.10.1.1/24");
         let c1 = container("c1", "br-a", "10.10.1.2/24", "10.10.1.1");
         let c2 = container("c2", "br-a", "10.10.1.3/24", "10.10.1.1");
@@ -99,10 +97,10 @@ fn network_rules_publishing_and_conflicts() {
             servers::tcp(Some(&outside.path), addr(OUTSIDE, 7000), "outside"),
         ];
         assert_eq!(ip_forward(), "0");
-        let service = Service::start(&dir, None, 0).await;
+        let service = Service::start_real(&dir, backend.driver(), 0).await;
         let mut client = service.client.clone();
         client.ensure_network(network(NET, "br-a", "10.10.1.0/24", false)).await.unwrap();
-        assert_eq!(cnet_rules(), NETWORK_RULES);
+        assert_eq!(backend.rules(), backend.network_rules());
         assert_eq!(ip_forward(), "1");
 
         // MASQUERADE: the outside sees the host's address, not the container's.
@@ -118,15 +116,8 @@ fn network_rules_publishing_and_conflicts() {
             describe(&bindings),
             ["0.0.0.0:8080->10.10.1.2:80/tcp", "0.0.0.0:5300->10.10.1.2:53/udp"]
         );
-        let rules = cnet_rules();
-        for line in [
-            "-A CNET -d 10.10.1.2/32 ! -i br-a -o br-a -p tcp -m tcp --dport 80 -j ACCEPT",
-            "-A CNET -d 10.10.1.2/32 ! -i br-a -o br-a -p udp -m udp --dport 53 -j ACCEPT",
-            "-A CNET ! -i br-a -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.10.1.2:80",
-            "-A CNET ! -i br-a -p udp -m udp --dport 5300 -j DNAT --to-destination 10.10.1.2:53",
-            "-A CNET-POSTROUTING -s 10.10.1.2/32 -d 10.10.1.2/32 -p tcp -m tcp --dport 80 -j MASQUERADE",
-            "-A CNET-POSTROUTING -s 10.10.1.2/32 -d 10.10.1.2/32 -p udp -m udp --dport 53 -j MASQUERADE",
-        ] {
+        let rules = backend.rules();
+        for line in backend.published_rules() {
             assert!(rules.iter().any(|rule| rule == line), "missing {line} in {rules:#?}");
         }
 
@@ -156,7 +147,7 @@ fn network_rules_publishing_and_conflicts() {
         assert_eq!(ask_tcp(None, "127.0.0.1", random, QUICK).unwrap(), "c2 saw 10.10.1.1: GET /");
 
         // PUB-9, and nothing is left behind by either refusal.
-        let before = sh("iptables-save | grep -v '^#'");
+        let before = backend.snapshot();
         let status = client
             .publish(publish(
                 "c3",
@@ -184,19 +175,19 @@ fn network_rules_publishing_and_conflicts() {
             "Error starting userland proxy: listen tcp4 0.0.0.0:8095: bind: address already in use"
         );
         drop(foreign);
-        assert_eq!(sh("iptables-save | grep -v '^#'"), before);
+        assert_eq!(backend.snapshot(), before);
         assert!(port_free(8096));
         assert!(mappings(&mut client, "c3").await.is_empty());
 
         // Unpublish: rules and listeners gone, the port free again.
         client.unpublish(unpublish("c1")).await.unwrap();
-        let rules = cnet_rules();
+        let rules = backend.rules();
         assert!(!rules.iter().any(|rule| rule.contains("10.10.1.2")), "{rules:#?}");
         assert!(port_free(8080));
         assert!(std::net::UdpSocket::bind("0.0.0.0:5300").is_ok());
         assert!(ask_tcp(None, "127.0.0.1", 8080, QUICK).is_err());
         client.unpublish(unpublish("c2")).await.unwrap();
-        assert_eq!(cnet_rules(), NETWORK_RULES);
+        assert_eq!(backend.rules(), backend.network_rules());
 
         client
             .delete_network(cnet_proto::nat::v1::DeleteNetworkRequest {
@@ -205,36 +196,32 @@ fn network_rules_publishing_and_conflicts() {
             })
             .await
             .unwrap();
-        assert!(!cnet_rules().iter().any(|rule| rule.contains("br-a")));
+        assert!(!backend.rules().iter().any(|rule| rule.contains("br-a")));
         service.stop().await;
     });
 }
 
-#[test]
-fn restart_rebuilds_identical_rules_and_reopens_proxies() {
-    isolated(|dir| async move {
-        let _outside = host("DROP");
+fn restart_rebuilds_identical_rules_and_reopens_proxies(backend: Backend) {
+    isolated(move |dir| async move {
+        let _outside = backend.host("DROP");
         bridge("br-a", "10.10.1.1/24");
         let c1 = container("c1", "br-a", "10.10.1.2/24", "10.10.1.1");
         let _server = servers::tcp(Some(&c1.path), addr("0.0.0.0", 80), "c1");
-        let service = Service::start(&dir, None, 0).await;
+        let service = Service::start_real(&dir, backend.driver(), 0).await;
         let mut client = service.client.clone();
         client.ensure_network(network(NET, "br-a", "10.10.1.0/24", false)).await.unwrap();
         let ports = vec![port("", 8080, 80, "tcp"), port("127.0.0.1", 0, 80, "tcp")];
         let request = publish("c1", NET, "10.10.1.2", ports);
         let bindings = client.publish(request.clone()).await.unwrap().into_inner().bindings;
-        let full = sh("iptables-save | grep -v '^#'");
+        let full = backend.snapshot();
         service.stop().await;
-        assert_eq!(
-            sh("iptables-save | grep -v '^#'"),
-            full,
-            "rules stay while the service is down"
-        );
+        assert_eq!(backend.snapshot(), full, "rules stay while the service is down");
         assert!(port_free(8080), "listeners close with the service");
 
-        // Start twice on the same store: no duplicate, nothing changed.
-        let service = Service::start(&dir, None, 0).await;
-        assert_eq!(sh("iptables-save | grep -v '^#'"), full);
+        // Start twice on the same store: no duplicate, nothing changed (with nftables not
+        // even rewritten: the rule handles are the same).
+        let service = Service::start_real(&dir, backend.driver(), 0).await;
+        assert_eq!(backend.snapshot(), full);
         let mut client = service.client.clone();
         assert_eq!(client.publish(request).await.unwrap().into_inner().bindings, bindings);
         assert_eq!(ask_tcp(None, "127.0.0.1", 8080, QUICK).unwrap(), "c1 saw 10.10.1.1: GET /");
@@ -243,55 +230,61 @@ fn restart_rebuilds_identical_rules_and_reopens_proxies() {
         service.stop().await;
 
         // Stale and missing rules while the service is down are fixed at start.
-        sh("iptables -t nat -A CNET -i br-stale -j RETURN");
-        sh("iptables -t nat -D CNET-POSTROUTING -s 10.10.1.0/24 ! -o br-a -j MASQUERADE");
-        let service = Service::start(&dir, None, 0).await;
-        assert_eq!(sh("iptables-save | grep -v '^#'"), full);
+        let content = backend.dump();
+        backend.corrupt();
+        assert_ne!(backend.dump(), content);
+        let service = Service::start_real(&dir, backend.driver(), 0).await;
+        assert_eq!(backend.dump(), content);
         service.stop().await;
     });
 }
 
-#[test]
-fn rules_wiped_by_hand_come_back_within_seconds() {
-    isolated(|dir| async move {
-        let outside = host("DROP");
+fn rules_wiped_by_hand_come_back_within_seconds(backend: Backend) {
+    isolated(move |dir| async move {
+        let outside = backend.host("DROP");
         bridge("br-a", "10.10.1.1/24");
         let c1 = container("c1", "br-a", "10.10.1.2/24", "10.10.1.1");
         let _server = servers::tcp(Some(&c1.path), addr("0.0.0.0", 80), "c1");
-        let service = Service::start(&dir, None, 1).await;
+        let service = Service::start_real(&dir, backend.driver(), 1).await;
         let mut client = service.client.clone();
         client.ensure_network(network(NET, "br-a", "10.10.1.0/24", false)).await.unwrap();
         client
             .publish(publish("c1", NET, "10.10.1.2", vec![port("", 8080, 80, "")]))
             .await
             .unwrap();
-        let rules = cnet_rules();
-        // The operator's own rule in CNET-USER is theirs and survives everything.
-        sh("iptables -A CNET-USER -s 10.10.9.9/32 -j DROP");
-        let with_user_rule = cnet_rules();
-
-        sh(
-            "iptables -t nat -F CNET && iptables -F CNET-FORWARD && iptables -D FORWARD -j CNET-USER",
-        );
-        sh("iptables -t nat -D POSTROUTING -j CNET-POSTROUTING");
-        assert_ne!(cnet_rules(), with_user_rule);
-        let deadline = Instant::now() + Duration::from_secs(6);
-        while cnet_rules() != with_user_rule {
-            assert!(Instant::now() < deadline, "rules not restored: {:#?}", cnet_rules());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        assert!(with_user_rule.iter().any(|rule| rule == "-A CNET-USER -s 10.10.9.9/32 -j DROP"));
+        let rules = backend.rules();
+        // The operator's own rule in the user chain is theirs and survives repairs.
+        let user_rule = backend.add_user_rule();
+        let with_user_rule = backend.rules();
+        assert!(with_user_rule.iter().any(|rule| rule == user_rule), "{with_user_rule:#?}");
         assert_eq!(rules.len() + 1, with_user_rule.len());
+
+        backend.damage();
+        assert_ne!(backend.rules(), with_user_rule);
+        wait_for(backend, &with_user_rule).await;
+        // Everything gone (`nft flush ruleset`, `iptables -F -X`): cnet's rules come back,
+        // the user chain empty again.
+        backend.wipe();
+        assert_ne!(backend.rules(), rules);
+        wait_for(backend, &rules).await;
         let reply = ask_tcp(Some(&outside), HOST, 8080, QUICK).unwrap();
         assert_eq!(reply, format!("c1 saw {OUTSIDE}: GET /"));
         service.stop().await;
     });
 }
 
-#[test]
-fn networks_are_isolated_and_internal_ones_closed() {
-    isolated(|dir| async move {
-        let outside = host("ACCEPT");
+/// Waits until the check has brought cnet's rules back to `wanted`.
+async fn wait_for(backend: Backend, wanted: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while backend.rules() != wanted {
+        assert!(Instant::now() < deadline, "rules not restored: {:#?}", backend.rules());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn networks_are_isolated_and_internal_ones_closed(backend: Backend) {
+    isolated(move |dir| async move {
+        let outside = backend.host("ACCEPT");
         bridge("br-a", "10.10.1.1/24");
         bridge("br-b", "10.10.2.1/24");
         bridge("br-i", "10.10.3.1/24");
@@ -306,7 +299,7 @@ fn networks_are_isolated_and_internal_ones_closed() {
             servers::tcp(Some(&outside.path), addr(OUTSIDE, 7000), "outside"),
             servers::tcp(None, addr("0.0.0.0", 9000), "host"),
         ];
-        let service = Service::start(&dir, None, 0).await;
+        let service = Service::start_real(&dir, backend.driver(), 0).await;
         let mut client = service.client.clone();
         client.ensure_network(network("na", "br-a", "10.10.1.0/24", false)).await.unwrap();
         client.ensure_network(network("nb", "br-b", "10.10.2.0/24", false)).await.unwrap();
@@ -336,15 +329,11 @@ fn networks_are_isolated_and_internal_ones_closed() {
             ask_tcp(Some(&b), OUTSIDE, 7000, QUICK).unwrap(),
             format!("outside saw {HOST}: GET /")
         );
-        let rules = cnet_rules();
-        assert!(
-            !rules.iter().any(|rule| rule.contains("10.10.3.0/24") && rule.contains("MASQUERADE"))
-        );
-        for line in [
-            "-A CNET-FORWARD -i br-i -o br-i -j ACCEPT",
-            "-A CNET-ISOLATION-1 ! -s 10.10.3.0/24 -o br-i -j DROP",
-            "-A CNET-ISOLATION-1 ! -d 10.10.3.0/24 -i br-i -j DROP",
-        ] {
+        let rules = backend.rules();
+        assert!(!rules.iter().any(|rule| {
+            rule.contains("10.10.3.0/24") && rule.to_lowercase().contains("masquerade")
+        }));
+        for line in backend.internal_rules() {
             assert!(rules.iter().any(|rule| rule == line), "missing {line} in {rules:#?}");
         }
         service.stop().await;

@@ -7,11 +7,12 @@
 //! jumps to CNET-USER (the operator's) then CNET-FORWARD (conntrack, bridge accepts, the
 //! jump to the per-port ACCEPTs in CNET, and first of all the two-stage isolation); nat
 //! PREROUTING/OUTPUT jump to CNET for local destinations (DNATs), POSTROUTING to
-//! CNET-POSTROUTING (MASQUERADE and hairpin).
+//! CNET-POSTROUTING (MASQUERADE and hairpin). [`Ruleset::nft`] carries the same rules
+//! for the nftables backend ([`super::nft`]), built from the same calls.
 
 use std::net::Ipv4Addr;
 
-use super::{Binding, Network};
+use super::{Binding, Network, nft};
 
 pub const USER: &str = "CNET-USER";
 pub const FORWARD: &str = "CNET-FORWARD";
@@ -58,6 +59,8 @@ impl TableRules {
 pub struct Ruleset {
     pub filter: TableRules,
     pub nat: TableRules,
+    /// The same rules for the nftables backend, built alongside.
+    pub nft: nft::Table,
 }
 
 impl Ruleset {
@@ -86,6 +89,7 @@ impl Ruleset {
                     ("POSTROUTING", vec![jump(POSTROUTING)]),
                 ],
             },
+            nft: nft::Table::empty(),
         };
         ruleset.filter.push(FORWARD, jump(ISOLATION_1));
         ruleset
@@ -110,6 +114,7 @@ impl Ruleset {
     }
 
     fn add_network(&mut self, network: &Network) {
+        self.nft.add_network(network);
         let bridge = network.bridge.as_str();
         let subnet = network.subnet;
         let filter = &mut self.filter;
@@ -136,6 +141,7 @@ impl Ruleset {
     }
 
     fn add_binding(&mut self, network: &Network, container_ip: Ipv4Addr, binding: &Binding) {
+        self.nft.add_binding(network, container_ip, binding);
         let bridge = network.bridge.as_str();
         let protocol = binding.protocol.as_str();
         let port = binding.container_port;

@@ -1,5 +1,5 @@
 //! The in-process service of the tests: the real gRPC server started through
-//! `cnet_nat::run` (real iptables) or `run_with` (a given firewall, e.g. the fake) on a
+//! `cnet_nat::run` (real iptables or nftables) or `run_with` (a given firewall, e.g. the fake) on a
 //! Unix socket in a temp dir, with a temp-dir sled store, and the generated client.
 //! Set `TEST_LOG=1` to see the service's logs.
 
@@ -8,7 +8,7 @@
 use std::{path::Path, sync::Once};
 
 use cnet_common::{config::ServerConfig, server::Listeners, store::Store};
-use cnet_nat::{Config, SERVICE, firewall::Firewall};
+use cnet_nat::{Config, FirewallDriver, SERVICE, firewall::Firewall};
 use cnet_proto::nat::v1::{self as pb, nat_client::NatClient};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
@@ -42,8 +42,22 @@ pub fn config(dir: &Path, check_interval_secs: u64) -> Config {
 impl Service {
     /// Starts the service with `firewall`, or with real iptables when None.
     pub async fn start(dir: &Path, firewall: Option<Firewall>, check_interval_secs: u64) -> Self {
+        Self::start_with(dir, firewall, FirewallDriver::Iptables, check_interval_secs).await
+    }
+
+    /// Starts the service on the real backend `driver`.
+    pub async fn start_real(dir: &Path, driver: FirewallDriver, check_interval_secs: u64) -> Self {
+        Self::start_with(dir, None, driver, check_interval_secs).await
+    }
+
+    async fn start_with(
+        dir: &Path,
+        firewall: Option<Firewall>,
+        driver: FirewallDriver,
+        check_interval_secs: u64,
+    ) -> Self {
         init_logging();
-        let config = config(dir, check_interval_secs);
+        let config = Config { firewall: driver, ..config(dir, check_interval_secs) };
         let store = Store::open(&config.server.store_dir(SERVICE)).expect("open store");
         let listeners = Listeners::bind(SERVICE, &config.server).await.expect("bind");
         let socket = config.server.socket_path(SERVICE);
