@@ -102,14 +102,14 @@ fn udp_random_and_loopback_only_ports() {
 fn a_port_in_use_is_refused_and_nothing_is_left() {
     let cluster = Cluster::start();
     web(&cluster, "first", "first", &["-p", "8080:80"]);
-    let before = (rules(&cluster), cluster.cnet(&["ps", "-a"]).ok());
+    let before = (rules(&cluster), cluster.cnet(&["ps", "-a", "-q", "--no-trunc"]).ok());
     let error = cluster.cnet(&["run", "-d", "--name", "second", "-p", "8080:80"]).err();
     assert!(error.contains("Bind for 0.0.0.0:8080 failed: port is already allocated"), "{error}");
     assert!(
         error.contains("driver failed programming external connectivity on endpoint second"),
         "{error}"
     );
-    assert_eq!((rules(&cluster), cluster.cnet(&["ps", "-a"]).ok()), before);
+    assert_eq!((rules(&cluster), cluster.cnet(&["ps", "-a", "-q", "--no-trunc"]).ok()), before);
 
     // A port some other program holds.
     let holder = "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 8095)); s.listen(); time.sleep(600)";
@@ -119,7 +119,7 @@ fn a_port_in_use_is_refused_and_nothing_is_left() {
     });
     let error = cluster.cnet(&["run", "-d", "--name", "third", "-p", "8095:80"]).err();
     assert!(error.contains("address already in use"), "{error}");
-    assert_eq!((rules(&cluster), cluster.cnet(&["ps", "-a"]).ok()), before);
+    assert_eq!((rules(&cluster), cluster.cnet(&["ps", "-a", "-q", "--no-trunc"]).ok()), before);
     let error = cluster.cnet(&["run", "-d", "-p", "8085-8087:80-81"]).err();
     assert!(error.contains("invalid ranges specified for container and host Ports"), "{error}");
 }
