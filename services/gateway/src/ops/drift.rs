@@ -17,6 +17,7 @@ pub enum Leftover {
     Pool { id: String },
     Address { pool_id: String, owner: String, address: String },
     Sandbox { id: String },
+    Endpoint { id: String },
     DnsNames { container_id: String },
     HostsFiles { container_id: String },
     PublishedPorts { container_id: String },
@@ -30,7 +31,7 @@ impl Leftover {
     pub fn service(&self) -> &'static str {
         match self {
             Self::Pool { .. } | Self::Address { .. } => "ipam",
-            Self::Sandbox { .. } | Self::Bridge { .. } => "bridge",
+            Self::Sandbox { .. } | Self::Endpoint { .. } | Self::Bridge { .. } => "bridge",
             Self::DnsNames { .. } => "dns",
             Self::HostsFiles { .. } => "hosts",
             Self::PublishedPorts { .. } | Self::FirewallRules { .. } => "nat",
@@ -46,11 +47,14 @@ impl fmt::Display for Leftover {
             Self::Address { pool_id, owner, address } => {
                 write!(
                     f,
-                    "address {address} in pool {pool_id} is held by {owner}, which is not running"
+                    "address {address} in pool {pool_id} is held by {owner}, which is not running there"
                 )
             }
             Self::Sandbox { id } => {
                 write!(f, "network namespace {id} is used by no running container")
+            }
+            Self::Endpoint { id } => {
+                write!(f, "veth pair {id} belongs to no running container's network")
             }
             Self::DnsNames { container_id } => {
                 write!(f, "DNS names are registered for {container_id}, which is not running")
@@ -94,11 +98,16 @@ impl Gateway {
         let containers = self.records.container_list()?;
         let known: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
         let mut running = HashSet::new();
+        // (container, network) pairs that hold an address and a veth.
+        let mut leases = HashSet::new();
         let mut found = Vec::new();
         for container in &containers {
             if let crate::domain::RunState::Running { pid, start_ticks } = container.state {
                 if sandbox::is_alive(pid, start_ticks) {
                     running.insert(container.id.as_str());
+                    for attachment in container.attachments.iter().filter(|a| a.lease.is_some()) {
+                        leases.insert((container.id.clone(), attachment.network_id.clone()));
+                    }
                 } else {
                     found.push(Leftover::DeadProcess {
                         container_id: container.id.clone(),
@@ -127,7 +136,7 @@ impl Gateway {
                 })
                 .await?;
             for allocation in allocations.allocations {
-                if !running.contains(allocation.owner.as_str()) {
+                if !leases.contains(&(allocation.owner.clone(), pool.id.clone())) {
                     found.push(Leftover::Address {
                         pool_id: pool.id.clone(),
                         owner: allocation.owner,
@@ -146,6 +155,18 @@ impl Gateway {
         for sandbox in sandboxes.sandboxes {
             if !running.contains(sandbox.id.as_str()) {
                 found.push(Leftover::Sandbox { id: sandbox.id });
+            }
+        }
+        let request = bridge::ListEndpointsRequest {};
+        let endpoints =
+            retry("list endpoints", &self.backends.bridge, request, |mut c, m| async move {
+                c.list_endpoints(m).await
+            })
+            .await?;
+        for endpoint in endpoints.endpoints {
+            let (container, network) = endpoint.id.split_once('/').unwrap_or((&endpoint.id, ""));
+            if !leases.contains(&(container.to_owned(), network.to_owned())) {
+                found.push(Leftover::Endpoint { id: endpoint.id });
             }
         }
         let request = bridge::ListBridgesRequest {};
@@ -230,6 +251,13 @@ impl Gateway {
                 let request = bridge::DeleteSandboxRequest { id: id.clone() };
                 retry("delete sandbox", &self.backends.bridge, request, |mut c, m| async move {
                     c.delete_sandbox(m).await
+                })
+                .await?;
+            }
+            Leftover::Endpoint { id } => {
+                let request = bridge::DeleteEndpointRequest { id: id.clone() };
+                retry("delete veth pair", &self.backends.bridge, request, |mut c, m| async move {
+                    c.delete_endpoint(m).await
                 })
                 .await?;
             }
