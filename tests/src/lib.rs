@@ -49,6 +49,8 @@ pub struct Cluster {
     bins: PathBuf,
     /// Processes a test started in the namespaces (killed and reaped on drop).
     background: std::sync::Mutex<Vec<Child>>,
+    /// Extra environment for every command, hence for the services `cnet up` starts.
+    env: Vec<(String, String)>,
 }
 
 /// What a command printed and how it ended.
@@ -102,7 +104,14 @@ impl Cluster {
             .spawn()
             .expect("spawn unshare (util-linux)");
         let ns_pid = wait_for_child(holder.id());
-        let cluster = Self { holder, ns_pid, dir, bins: bin_dir(), background: Default::default() };
+        let cluster = Self {
+            holder,
+            ns_pid,
+            dir,
+            bins: bin_dir(),
+            background: Default::default(),
+            env: Vec::new(),
+        };
         // The dns service forwards to the servers in this file, never to the real host's:
         // tests run their own upstream on 127.0.0.1 (see `upstream_dns`).
         std::fs::write(cluster.upstream_resolv_conf(), "nameserver 127.0.0.1\n")
@@ -118,6 +127,20 @@ impl Cluster {
         let cluster = Self::bare();
         cluster.up();
         cluster
+    }
+
+    /// Like [`Cluster::start`], with `env` set for every command, e.g. to configure the
+    /// services' telemetry.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let cluster = Self::bare().with_env(env);
+        cluster.up();
+        cluster
+    }
+
+    /// Sets `env` for every later command (and so for services started afterwards).
+    pub fn with_env(mut self, env: &[(&str, &str)]) -> Self {
+        self.env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
     }
 
     pub fn up(&self) {
@@ -181,6 +204,7 @@ impl Cluster {
             .env("CNET_DNS__RESOLV_CONF", self.upstream_resolv_conf())
             .env("CNET_HOSTS__HOST_RESOLV_CONF", self.host_resolv_conf())
             .env_remove("CNET_HOST")
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null());
         command
     }
@@ -221,6 +245,14 @@ impl Cluster {
             self.cnet(&["run", "-d", "--name", name, "--hostname", name, "--network", "vswitch01"])
                 .ok();
         }
+    }
+
+    /// The last lines of a service's log (`cnet-up` for the supervisor), for failure messages.
+    pub fn log_tail(&self, service: &str) -> String {
+        let path = self.state_dir().join("logs").join(format!("{service}.log"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
     /// `cnet inspect NAME` as JSON.

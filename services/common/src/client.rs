@@ -1,12 +1,21 @@
 //! Connecting to a cnet service. Targets are `unix:///path`, a plain absolute path,
 //! `http://host:port` or `tcp://host:port`. Channels connect lazily and reconnect by
 //! themselves, so a client outlives restarts of the service it talks to.
+//!
+//! [`traced_channel`] also carries the caller's trace context to the service (W3C
+//! `traceparent` metadata on every request), so that its spans join the caller's trace.
 
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::{
+    Status,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint, Uri},
+};
+
+use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid service address {target:?}: {reason}")]
@@ -44,6 +53,26 @@ pub fn channel(target: &str) -> Result<Channel, AddressError> {
     };
     let endpoint = Endpoint::from_shared(http).map_err(|e| error(&e.to_string()))?;
     Ok(endpoint.connect_timeout(Duration::from_secs(5)).connect_lazy())
+}
+
+/// A channel that propagates the current span's trace context.
+pub type TracedChannel = InterceptedService<Channel, PropagateContext>;
+
+/// Like [`channel`], with trace context propagation.
+pub fn traced_channel(target: &str) -> Result<TracedChannel, AddressError> {
+    Ok(InterceptedService::new(channel(target)?, PropagateContext))
+}
+
+/// Writes the current span's context into each request. The client method calls this
+/// from within the caller's future, so the current span is the caller's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PropagateContext;
+
+impl Interceptor for PropagateContext {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        telemetry::inject(request.metadata_mut());
+        Ok(request)
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,9 @@ pub struct ServerConfig {
     /// Unix socket path; default `<runtime_dir>/<service>.sock`.
     pub socket: Option<PathBuf>,
     pub listen_tcp: Option<SocketAddr>,
+    /// Serve Prometheus metrics over HTTP on this address (e.g. 127.0.0.1:9411); off
+    /// when unset.
+    pub metrics_listen: Option<SocketAddr>,
     /// Deadline for one request, in seconds.
     pub request_timeout_secs: u64,
     /// Requests served at the same time before callers queue.
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             state_dir: DEFAULT_STATE_DIR.into(),
             socket: None,
             listen_tcp: None,
+            metrics_listen: None,
             request_timeout_secs: 60,
             max_concurrent_requests: 256,
         }

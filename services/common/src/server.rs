@@ -1,6 +1,8 @@
 //! Serving a service's gRPC routes on its Unix socket (mode 0660) and, if configured, on
 //! TCP, with grpc.health.v1, server reflection, a per-request deadline, a global
-//! concurrency limit and one tracing span per request.
+//! concurrency limit and one tracing span per request, whose parent is the caller's
+//! span when the request carries a W3C `traceparent` (see [`crate::telemetry`]), and,
+//! if `metrics_listen` is set, request metrics (see [`crate::metrics`]).
 
 use std::{future::Future, io, os::unix::fs::PermissionsExt, path::Path};
 
@@ -8,15 +10,21 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::{server::NamedService, service::Routes, transport::Server};
 use tonic_health::server::HealthReporter;
-use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{limit::GlobalConcurrencyLimitLayer, util::option_layer};
 
-use crate::config::ServerConfig;
+use crate::{
+    config::ServerConfig,
+    metrics::{self, MetricsLayer},
+    telemetry,
+};
 
 /// The sockets a service listens on, bound before the service reports ready so that
 /// clients can connect (and wait on health) as early as possible.
 pub struct Listeners {
+    service: String,
     unix: UnixListener,
     tcp: Option<TcpListener>,
+    metrics: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -32,8 +40,20 @@ impl Listeners {
             ),
             None => None,
         };
-        tracing::info!(service, socket = %path.display(), tcp = ?config.listen_tcp, "listening");
-        Ok(Self { unix, tcp })
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                io::Error::new(e.kind(), format!("listen for metrics on {addr}: {e}"))
+            })?),
+            None => None,
+        };
+        tracing::info!(
+            service,
+            socket = %path.display(),
+            tcp = ?config.listen_tcp,
+            metrics = ?config.metrics_listen,
+            "listening"
+        );
+        Ok(Self { service: service.to_owned(), unix, tcp, metrics })
     }
 
     pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
@@ -104,7 +124,7 @@ impl Default for Standard {
     }
 }
 
-/// Serves `routes` on `listeners` until `shutdown` resolves.
+/// Serves `routes` on `listeners` until `shutdown` resolves, then flushes the traces.
 pub async fn serve(
     listeners: Listeners,
     routes: Routes,
@@ -123,16 +143,19 @@ pub async fn serve(
         }
     };
     let limit = GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests);
+    let metrics = listeners.metrics.map(|listener| tokio::spawn(metrics::serve(listener)));
+    let metered = metrics.is_some().then(|| MetricsLayer::new(&listeners.service));
     let builder = || {
         Server::builder()
             .timeout(config.request_timeout())
-            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            .trace_fn(request_span)
+            .layer(option_layer(metered.clone()))
             .layer(limit.clone())
     };
     let unix = builder()
         .add_routes(routes.clone())
         .serve_with_incoming_shutdown(UnixListenerStream::new(listeners.unix), stopped());
-    match listeners.tcp {
+    let served = match listeners.tcp {
         Some(tcp) => {
             let tcp = builder()
                 .add_routes(routes)
@@ -140,5 +163,30 @@ pub async fn serve(
             tokio::try_join!(unix, tcp).map(|_| ())
         }
         None => unix.await,
+    };
+    if let Some(task) = metrics {
+        task.abort();
     }
+    telemetry::shutdown().await;
+    served
+}
+
+/// The span every request runs in. When traces are exported it is also named after
+/// the method (`otel.name`), marked as a server span and parented to the caller's span
+/// if the request says which; the fields stay empty otherwise, so logs are unchanged.
+fn request_span(request: &http::Request<()>) -> tracing::Span {
+    let method = request.uri().path();
+    let span = tracing::info_span!(
+        "grpc",
+        method = %method,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if telemetry::enabled() {
+        span.record("otel.name", method.trim_start_matches('/'));
+        span.record("otel.kind", "server");
+        telemetry::adopt_remote_parent(&span, request.headers());
+    }
+    span
 }

@@ -4,13 +4,14 @@
 
 use std::{future::Future, time::Duration};
 
-use cnet_common::client::{AddressError, channel};
+// Traced channels: the backends' spans join the trace of the gateway request.
+use cnet_common::client::{AddressError, TracedChannel as Channel, traced_channel as channel};
 use cnet_proto::{
     bridge::v1::bridge_agent_client::BridgeAgentClient, dns::v1::dns_client::DnsClient,
     hosts::v1::hosts_client::HostsClient, ipam::v1::ipam_client::IpamClient,
     nat::v1::nat_client::NatClient,
 };
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
 #[derive(Clone)]
 pub struct Backends {

@@ -36,6 +36,7 @@ pub struct CreateSpec {
 }
 
 impl Gateway {
+    #[tracing::instrument(name = "create container", skip_all, fields(container = %spec.name, network = %spec.network))]
     pub async fn create_container(&self, spec: CreateSpec) -> Result<ContainerRecord> {
         let _registry = self.registry.lock().await;
         let _gate = self.network_gate.read().await;
@@ -51,6 +52,7 @@ impl Gateway {
     }
 
     /// Create and start; a container that fails to start is removed again.
+    #[tracing::instrument(name = "run container", skip_all, fields(container = %spec.name, network = %spec.network))]
     pub async fn run_container(
         self: &std::sync::Arc<Self>,
         spec: CreateSpec,
@@ -235,6 +237,7 @@ impl Gateway {
         Ok(Some(address))
     }
 
+    #[tracing::instrument(name = "remove container", skip_all, fields(container = reference, force = force))]
     pub async fn remove_container(&self, reference: &str, force: bool) -> Result<ContainerRecord> {
         let _registry = self.registry.lock().await;
         let found = self.find_container(reference)?;

@@ -34,6 +34,7 @@ impl Gateway {
 
     /// Registers (or updates) the container's names, or drops them when it has no
     /// endpoint with embedded DNS left.
+    #[tracing::instrument(name = "register names", skip_all, fields(container = %record.name))]
     pub(super) async fn register_names(
         &self,
         record: &ContainerRecord,
@@ -68,6 +69,7 @@ impl Gateway {
         Ok(())
     }
 
+    #[tracing::instrument(name = "deregister names", skip_all, fields(container = container_id))]
     pub(super) async fn deregister_names(&self, container_id: &str) -> Result<()> {
         let request = dns::DeregisterContainerRequest { container_id: container_id.to_owned() };
         retry("deregister DNS names", &self.backends.dns, request, |mut c, m| async move {

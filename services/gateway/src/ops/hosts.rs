@@ -15,6 +15,7 @@ use crate::{
 
 impl Gateway {
     /// Describes the container to the hosts service and returns the files to mount.
+    #[tracing::instrument(name = "write hosts files", skip_all, fields(container = %record.name, running = running))]
     pub(super) async fn put_files(
         &self,
         record: &ContainerRecord,

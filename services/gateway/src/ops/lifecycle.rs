@@ -27,6 +27,7 @@ use crate::{
 pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
 
 impl Gateway {
+    #[tracing::instrument(name = "start container", skip_all, fields(container = reference))]
     pub async fn start_container(self: &Arc<Self>, reference: &str) -> Result<ContainerRecord> {
         let _gate = self.network_gate.read().await;
         let found = self.find_container(reference)?;
@@ -152,6 +153,7 @@ impl Gateway {
         })
     }
 
+    #[tracing::instrument(name = "allocate address", skip_all, fields(container = container_id, network = network_name))]
     async fn allocate(
         &self,
         container_id: &str,
@@ -187,6 +189,7 @@ impl Gateway {
     }
 
     /// Creates (or confirms) the sandbox and one endpoint per leased attachment.
+    #[tracing::instrument(name = "create sandbox and veths", skip_all, fields(container = %record.name))]
     pub(super) async fn plumb(&self, record: &ContainerRecord) -> Result<PathBuf> {
         let sandbox = retry(
             "create network namespace",
@@ -223,6 +226,7 @@ impl Gateway {
 
     /// Deletes the sandbox (its veths go with it) and releases the addresses held on
     /// `networks`. Keeps going past failures, which reconciliation picks up later.
+    #[tracing::instrument(name = "tear down", skip_all, fields(container = container_id))]
     pub(super) async fn tear_down(
         &self,
         container_id: &str,
@@ -304,6 +308,7 @@ impl Gateway {
         self.exits.lock().expect("exit map poisoned").remove(id);
     }
 
+    #[tracing::instrument(name = "stop container", skip_all, fields(container = reference))]
     pub async fn stop_container(&self, reference: &str, timeout: u32) -> Result<ContainerRecord> {
         let found = self.find_container(reference)?;
         let _guard = self.lock_container(&found.id).await;

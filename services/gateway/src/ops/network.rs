@@ -16,6 +16,7 @@ use crate::{
 };
 
 impl Gateway {
+    #[tracing::instrument(name = "create network", skip_all, fields(network = %spec.name))]
     pub async fn create_network(&self, spec: NetworkSpec) -> Result<NetworkRecord> {
         let _registry = self.registry.lock().await;
         self.create_network_locked(spec, false).await
@@ -107,6 +108,7 @@ impl Gateway {
         Ok(record)
     }
 
+    #[tracing::instrument(name = "ensure bridge", skip_all, fields(network = %record.name))]
     pub(super) async fn ensure_bridge(&self, record: &NetworkRecord) -> Result<()> {
         retry(
             "create bridge",
@@ -146,6 +148,7 @@ impl Gateway {
         }
     }
 
+    #[tracing::instrument(name = "remove network", skip_all, fields(network = reference))]
     pub async fn remove_network(&self, reference: &str) -> Result<NetworkRecord> {
         let _registry = self.registry.lock().await;
         let _gate = self.network_gate.write().await;

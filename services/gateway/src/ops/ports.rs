@@ -12,6 +12,7 @@ use crate::{
 };
 
 impl Gateway {
+    #[tracing::instrument(name = "program firewall", skip_all, fields(network = %network.name))]
     pub(super) async fn ensure_firewall(&self, network: &NetworkRecord) -> Result<()> {
         let request = nat::EnsureNetworkRequest {
             network_id: network.id.clone(),
@@ -39,6 +40,7 @@ impl Gateway {
     }
 
     /// Publishes the container's ports on its first network; nothing without `-p`.
+    #[tracing::instrument(name = "publish ports", skip_all, fields(container = %record.name, ports = record.ports.len()))]
     pub(super) async fn publish(&self, record: &ContainerRecord) -> Result<Vec<PortBinding>> {
         if record.ports.is_empty() {
             return Ok(Vec::new());
@@ -83,6 +85,7 @@ impl Gateway {
             .collect())
     }
 
+    #[tracing::instrument(name = "unpublish ports", skip_all, fields(container = container_id))]
     pub(super) async fn unpublish(&self, container_id: &str) -> Result<()> {
         let request = nat::UnpublishRequest { container_id: container_id.to_owned() };
         retry("unpublish ports", &self.backends.nat, request, |mut c, m| async move {

@@ -1,0 +1,196 @@
+//! Observability: one `cnet run` is one distributed trace across the gateway and every
+//! service it drives (collected by an OTLP receiver of the test's own), and each
+//! service's Prometheus endpoint counts its requests.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use cnet_tests::{Cluster, eventually};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::any_value,
+};
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Where the receiver listens, inside the cluster's own network namespace.
+const OTLP_ADDR: &str = "127.0.0.1:4317";
+
+/// One received span, reduced to what the assertions need.
+#[derive(Debug, Clone)]
+struct Seen {
+    service: String,
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent: Vec<u8>,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<Seen>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut seen = self.spans.lock().unwrap();
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(any_value::Value::StringValue(name)) => Some(name.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
+                seen.push(Seen {
+                    service: service.clone(),
+                    name: span.name,
+                    trace_id: span.trace_id,
+                    span_id: span.span_id,
+                    parent: span.parent_span_id,
+                });
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+/// Serves OTLP on [`OTLP_ADDR`] in the cluster's network namespace: a thread enters it
+/// (setns affects only the calling thread) before making its runtime and listener.
+fn start_receiver(cluster: &Cluster) -> Arc<Mutex<Vec<Seen>>> {
+    let receiver = Receiver::default();
+    let spans = receiver.spans.clone();
+    let netns = format!("/proc/{}/ns/net", cluster.ns_pid);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&netns).expect("open the cluster's netns");
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // SAFETY: fd is an open namespace file; only this thread changes namespace.
+        assert_eq!(unsafe { libc::setns(fd, libc::CLONE_NEWNET) }, 0, "setns");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(OTLP_ADDR).await.expect("bind OTLP");
+            ready_tx.send(()).unwrap();
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(receiver))
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await
+                .expect("serve OTLP");
+        });
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).expect("OTLP receiver started");
+    spans
+}
+
+/// The spans of `trace_id`.
+fn trace(spans: &Mutex<Vec<Seen>>, trace_id: &[u8]) -> Vec<Seen> {
+    spans.lock().unwrap().iter().filter(|s| s.trace_id == trace_id).cloned().collect()
+}
+
+/// What is wrong with `spans` as one tree containing `services`, if anything.
+fn tree_problem(spans: &[Seen], services: &[&str]) -> Option<String> {
+    let seen: BTreeSet<&str> = spans.iter().map(|s| s.service.as_str()).collect();
+    let missing: Vec<_> =
+        services.iter().filter(|s| !seen.iter().any(|x| x.contains(**s))).collect();
+    if !missing.is_empty() {
+        return Some(format!("no span from {missing:?}; services seen: {seen:?}"));
+    }
+    let ids: HashMap<&[u8], &Seen> = spans.iter().map(|s| (s.span_id.as_slice(), s)).collect();
+    let roots: Vec<_> =
+        spans.iter().filter(|s| !ids.contains_key(s.parent.as_slice())).map(|s| &s.name).collect();
+    (roots.len() != 1).then(|| format!("expected one root, found {roots:?}"))
+}
+
+#[test]
+fn one_cnet_run_is_one_trace_across_all_services() {
+    let cluster = Cluster::bare();
+    let spans = start_receiver(&cluster);
+    let endpoint = format!("http://{OTLP_ADDR}");
+    let cluster = cluster.with_env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        // Export within a fraction of a second instead of the default 5 s.
+        ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+    ]);
+    cluster.up();
+    cluster.cnet(&["network", "create", "--subnet", "10.77.0.0/24", "traced"]).ok();
+    cluster.cnet(&["run", "-d", "--name", "web", "--network", "traced", "-p", "8080:80"]).ok();
+
+    let run = eventually("the gateway's RunContainer span", 20, || {
+        let spans = spans.lock().unwrap();
+        spans.iter().find(|s| s.name.ends_with("ContainerService/RunContainer")).cloned()
+    });
+    assert_eq!(run.service, "cnet-gateway", "{run:?}");
+    assert!(run.parent.is_empty(), "the run starts the trace: {run:?}");
+    let services =
+        ["cnet-gateway", "cnet-ipam", "cnet-bridge", "cnet-dns", "cnet-hosts", "cnet-nat"];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let spans = trace(&spans, &run.trace_id);
+        let Some(problem) = tree_problem(&spans, &services) else { break };
+        assert!(Instant::now() < deadline, "{problem}\nspans of the trace: {spans:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Gateway steps are spans of their own, between the request and the backends.
+    let spans = trace(&spans, &run.trace_id);
+    for step in ["allocate address", "create sandbox and veths", "publish ports", "register names"]
+    {
+        assert!(spans.iter().any(|s| s.name == step), "no {step:?} span in {spans:#?}");
+    }
+}
+
+/// The value of the sample `name{labels}` in a Prometheus exposition, 0 if absent.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .filter(|line| labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+fn scrape(cluster: &Cluster, addr: &str) -> String {
+    let script = format!(
+        "python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://{addr}/metrics\", timeout=5).read().decode())'"
+    );
+    cluster.sh(&script).ok()
+}
+
+#[test]
+fn metrics_count_requests_by_method_and_code() {
+    let cluster = Cluster::start_with_env(&[
+        ("CNET_GATEWAY__SERVER__METRICS_LISTEN", "127.0.0.1:9411"),
+        ("CNET_IPAM__SERVER__METRICS_LISTEN", "127.0.0.1:9412"),
+    ]);
+    let requests = "cnet_grpc_requests_total";
+    let create =
+        [("service", "gateway"), ("method", "/cnet.gateway.v1.NetworkService/CreateNetwork")];
+    let before = sample(&scrape(&cluster, "127.0.0.1:9411"), requests, &create);
+    cluster.cnet(&["network", "create", "counted"]).ok();
+    cluster.cnet(&["network", "create", "counted"]).err();
+
+    let gateway = scrape(&cluster, "127.0.0.1:9411");
+    let ok = [create[0], create[1], ("code", "Ok")];
+    assert_eq!(sample(&gateway, requests, &ok) - before, 1.0, "{gateway}");
+    let conflict = [create[0], create[1], ("code", "AlreadyExists")];
+    assert_eq!(sample(&gateway, requests, &conflict), 1.0, "{gateway}");
+    let latency = "cnet_grpc_request_duration_seconds_count";
+    assert!(sample(&gateway, latency, &create) >= 2.0, "{gateway}");
+
+    // The gateway's calls show up in the ipam service's own endpoint.
+    let ipam = scrape(&cluster, "127.0.0.1:9412");
+    let pools = [("service", "ipam"), ("code", "Ok")];
+    assert!(sample(&ipam, requests, &pools) >= 1.0, "{ipam}");
+}
