@@ -1,11 +1,11 @@
 //! Clients of the services the gateway coordinates. Every call the gateway makes is
 //! idempotent (keyed by network, container or endpoint id), so a call that finds its
-//! service restarting is retried with backoff for a few seconds before giving up.
+//! service restarting is retried with backoff for a few seconds before giving up. The
+//! channels carry the trace context, so the services' spans join the gateway request's trace.
 
 use std::{future::Future, time::Duration};
 
-// Traced channels: the backends' spans join the trace of the gateway request.
-use cnet_common::client::{AddressError, TracedChannel as Channel, traced_channel as channel};
+use cnet_common::client::{AddressError, TracedChannel, traced_channel};
 use cnet_proto::{
     bridge::v1::bridge_agent_client::BridgeAgentClient, dns::v1::dns_client::DnsClient,
     hosts::v1::hosts_client::HostsClient, ipam::v1::ipam_client::IpamClient,
@@ -15,22 +15,22 @@ use tonic::{Code, Status};
 
 #[derive(Clone)]
 pub struct Backends {
-    pub ipam: IpamClient<Channel>,
-    pub bridge: BridgeAgentClient<Channel>,
-    pub dns: DnsClient<Channel>,
-    pub hosts: HostsClient<Channel>,
-    pub nat: NatClient<Channel>,
+    pub ipam: IpamClient<TracedChannel>,
+    pub bridge: BridgeAgentClient<TracedChannel>,
+    pub dns: DnsClient<TracedChannel>,
+    pub hosts: HostsClient<TracedChannel>,
+    pub nat: NatClient<TracedChannel>,
 }
 
 impl Backends {
     /// `address` maps a service name to where it listens.
     pub fn connect(address: impl Fn(&str) -> String) -> Result<Self, AddressError> {
         Ok(Self {
-            ipam: IpamClient::new(channel(&address("ipam"))?),
-            bridge: BridgeAgentClient::new(channel(&address("bridge"))?),
-            dns: DnsClient::new(channel(&address("dns"))?),
-            hosts: HostsClient::new(channel(&address("hosts"))?),
-            nat: NatClient::new(channel(&address("nat"))?),
+            ipam: IpamClient::new(traced_channel(&address("ipam"))?),
+            bridge: BridgeAgentClient::new(traced_channel(&address("bridge"))?),
+            dns: DnsClient::new(traced_channel(&address("dns"))?),
+            hosts: HostsClient::new(traced_channel(&address("hosts"))?),
+            nat: NatClient::new(traced_channel(&address("nat"))?),
         })
     }
 }
