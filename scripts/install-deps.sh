@@ -8,10 +8,11 @@
 #   bind9-dnsutils dig, to query the embedded DNS in tests and the lab
 #   python3        the stand-in upstream DNS server and web servers of the tests and lab
 #   curl           the lab fetches a published port
+#   docker-compose, systemd  validate docker-compose.yml and the systemd units in tests
 #   iptables       iptables-save / iptables-restore, which the nat service drives (nf_tables backend)
 #   nftables       nft, which the nat service drives with firewall = "nftables"
 set -euo pipefail
-packages=(iproute2 iputils-ping util-linux bridge-utils procps iptables nftables bind9-dnsutils python3 curl ca-certificates)
+packages=(iproute2 iputils-ping util-linux bridge-utils procps iptables nftables bind9-dnsutils python3 curl docker-compose systemd ca-certificates)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
