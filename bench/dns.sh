@@ -54,6 +54,8 @@ AARDVARK=/usr/lib/podman/aardvark-dns   # Debian installs it off PATH, for netav
 
 log() { printf '[dns-bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root (namespaces, bridges, veths)"
 
@@ -103,20 +105,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------------- namespaces
-# A new set of namespaces held by `sleep infinity` (pid 1 inside); prints its host pid.
-new_ns() {
-    unshare --net --mount --pid --fork --mount-proc --propagation private \
-        sleep infinity </dev/null >/dev/null 2>&1 &
-    local holder=$! child=""
-    for _ in $(seq 100); do
-        child=$(cat "/proc/$holder/task/$holder/children" 2>/dev/null | awk '{print $1}')
-        [[ -n $child ]] && break
-        sleep 0.05
-    done
-    [[ -n $child ]] || die "unshare did not start"
-    echo "$child"
-}
-
 # nsx PID SECONDS CMD...: run CMD inside the namespaces of PID, bounded in time.
 nsx() {
     local pid=$1 seconds=$2
@@ -133,56 +121,6 @@ nsd() {
 }
 
 # wait_for SECONDS CMD...: poll CMD until it succeeds.
-wait_for() {
-    local seconds=$1
-    shift
-    local deadline=$((SECONDS + seconds))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-}
-
-# --------------------------------------------------------------------------- packages
-install_packages() {
-    local wanted=(dnsperf aardvark-dns docker.io busybox-static iproute2 iptables
-        bind9-dnsutils util-linux procps python3 jq)
-    local missing=()
-    for package in "${wanted[@]}"; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-            missing+=("$package")
-    done
-    ((${#missing[@]})) || return 0
-    log "installing: ${missing[*]}"
-    # docker.io's maintainer scripts would start a dockerd on the real host, which would
-    # rewrite its firewall and add docker0. A policy-rc.d that says "no" stops that.
-    local policy=/usr/sbin/policy-rc.d created=""
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || true
-    [[ -n $created ]] && rm -f "$policy"
-}
-
-# ---------------------------------------------------------------------- cnet binaries
-PACKAGES=(-p cnet-dns -p cnet-gateway -p cnet-ipam -p cnet-bridge -p cnet-cli -p cnet-hosts -p cnet-nat)
-build_cnet() {
-    if [[ -n ${CNET_BIN_DIR:-} ]]; then
-        BIN=$(realpath "$CNET_BIN_DIR") PROFILE="given (CNET_BIN_DIR)"
-        return
-    fi
-    # Only the service packages, never --workspace: others may be compiling on 2 cores.
-    if [[ ${CNET_PROFILE:-release} == release ]] &&
-        (cd "$REPO" && cargo build --release --bins "${PACKAGES[@]}" >&2); then
-        BIN=$REPO/target/release PROFILE=release
-    else
-        log "release build skipped or failed: building debug"
-        (cd "$REPO" && cargo build --bins "${PACKAGES[@]}" >&2)
-        BIN=$REPO/target/debug PROFILE=debug
-    fi
-}
 
 # ------------------------------------------------------------------------ the systems
 # Each setup_<system> runs in its own `set -e` subshell and leaves, in
@@ -400,7 +338,7 @@ run_checked() {
 }
 
 # ------------------------------------------------------------------------------- main
-install_packages
+install_packages dnsperf aardvark-dns docker.io busybox-static iproute2 iptables bind9-dnsutils util-linux procps python3 jq
 for tool in dnsperf dig jq nsenter unshare; do
     command -v "$tool" >/dev/null || die "$tool is missing and could not be installed"
 done

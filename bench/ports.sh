@@ -71,6 +71,8 @@ HOSTNIC=10.200.0.1                   # a non-loopback address of the "host"
 
 log() { printf '[ports-bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root (namespaces, bridges, iptables inside them)"
 ((MANY_FIRST + MANY_PORTS <= DP_IPERF && DP_FIRST + DP_PROCS <= 60999)) ||
@@ -103,18 +105,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------------- namespaces
-new_ns() {
-    unshare --net --mount --pid --fork --mount-proc --propagation private \
-        sleep infinity </dev/null >/dev/null 2>&1 &
-    local holder=$! child=""
-    for _ in $(seq 100); do
-        child=$(cat "/proc/$holder/task/$holder/children" 2>/dev/null | awk '{print $1}')
-        [[ -n $child ]] && break
-        sleep 0.05
-    done
-    [[ -n $child ]] || die "unshare did not start"
-    echo "$child"
-}
 
 alive() { [[ -e /proc/$NS ]] || die "the benchmark's namespace (init pid $NS) is gone: killed from outside?"; }
 
@@ -125,15 +115,6 @@ nsx() {
     nsenter --target "$NS" --net --mount --pid -- timeout --kill-after=5 "$seconds" "$@"
 }
 
-wait_for() {
-    local seconds=$1
-    shift
-    local deadline=$((SECONDS + seconds))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-}
 
 cnet_cli() {
     nsx 120 env CNET_RUNTIME_DIR="$WORK/run" CNET_STATE_DIR="$WORK/state" \
@@ -153,47 +134,6 @@ pids_in_ns() {
         echo "$pid"
     done
     return 0
-}
-
-# --------------------------------------------------------------------------- packages
-install_packages() {
-    local wanted=(iperf3 wrk nginx-light docker.io iproute2 iptables util-linux procps
-        python3 jq)
-    local missing=() package
-    for package in "${wanted[@]}"; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-            missing+=("$package")
-    done
-    ((${#missing[@]})) || return 0
-    log "installing: ${missing[*]}"
-    # nginx's and docker.io's maintainer scripts would start their daemons on the real
-    # host (docker.io's would rewrite its firewall). A policy-rc.d that says no stops that.
-    local policy=/usr/sbin/policy-rc.d created=""
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || true
-    [[ -n $created ]] && rm -f "$policy"
-}
-
-# ---------------------------------------------------------------------- cnet binaries
-PACKAGES=(-p cnet-cli -p cnet-gateway -p cnet-ipam -p cnet-bridge -p cnet-nat -p cnet-dns -p cnet-hosts)
-build_cnet() {
-    if [[ -n ${CNET_BIN_DIR:-} ]]; then
-        BIN=$(realpath "$CNET_BIN_DIR") PROFILE="given (CNET_BIN_DIR)"
-        return
-    fi
-    # Only the service packages, never --workspace: others may be compiling on 2 cores.
-    if [[ ${CNET_PROFILE:-release} == release ]] &&
-        (cd "$REPO" && cargo build --release --bins "${PACKAGES[@]}" >&2); then
-        BIN=$REPO/target/release PROFILE=release
-    else
-        log "release build skipped or failed: building debug"
-        (cd "$REPO" && cargo build --bins "${PACKAGES[@]}" >&2)
-        BIN=$REPO/target/debug PROFILE=debug
-    fi
 }
 
 # ------------------------------------------------------------------------------ setup
@@ -517,7 +457,7 @@ measure_docker_proxy_memory() {
 }
 
 # ------------------------------------------------------------------------------- main
-install_packages
+install_packages iperf3 wrk nginx-light docker.io iproute2 iptables util-linux procps python3 jq
 for tool in iperf3 wrk nginx jq nsenter unshare python3 "$DOCKER_PROXY"; do
     command -v "$tool" >/dev/null || die "$tool is missing and could not be installed"
 done
