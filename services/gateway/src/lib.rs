@@ -10,6 +10,7 @@ mod backends;
 mod domain;
 mod error;
 mod grpc;
+mod health;
 mod ops;
 mod sandbox;
 mod store;
@@ -118,6 +119,10 @@ pub async fn run(
     health.set_serving::<NetworkServiceServer<grpc::Api>>().await;
     health.set_serving::<ContainerServiceServer<grpc::Api>>().await;
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    tokio::spawn({
+        let config = config.clone();
+        health::follow_dependencies(health, move |service| config.endpoint(service))
+    });
     tracing::info!("gateway ready");
     serving.await??;
     Ok(())
