@@ -120,8 +120,6 @@ nsd() {
     setsid nsenter --target "$pid" --net --mount --pid -- "$@" </dev/null >"$out" 2>&1 &
 }
 
-# wait_for SECONDS CMD...: poll CMD until it succeeds.
-
 # ------------------------------------------------------------------------ the systems
 # Each setup_<system> runs in its own `set -e` subshell and leaves, in
 # $WORK/<system>/client: NETNS (the client's network namespace, as a path inside the
