@@ -1,7 +1,7 @@
 //! NAT and port publishing through the nat service: a server in a container reached via
 //! published ports (proxy, DNAT, hairpin), UDP, random ports, conflicts, isolation
 //! between networks, `--internal`, and rules that follow the state (PUB-1 to PUB-9,
-//! ISO-1 to ISO-3, INT-1).
+//! ISO-1 to ISO-3, INT-1), each with the iptables and the nftables backend.
 
 use cnet_tests::{Cluster, eventually};
 
@@ -32,14 +32,74 @@ fn fetch_from(cluster: &Cluster, container: &str, url: &str) -> String {
     cluster.cnet(&["exec", container, "--", "python3", "-c", FETCH, url]).ok().trim().to_owned()
 }
 
-/// The rules, without counters.
-fn rules(cluster: &Cluster) -> String {
-    cluster.sh("iptables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'").ok()
+/// The nat service's two firewall backends; every test here runs with both.
+#[derive(Clone, Copy)]
+enum Backend {
+    Iptables,
+    Nftables,
 }
 
-#[test]
-fn a_published_port_is_reached_from_the_host_and_from_peers() {
-    let cluster = Cluster::start();
+impl Backend {
+    fn cluster(self) -> Cluster {
+        let name = match self {
+            Self::Iptables => "iptables",
+            Self::Nftables => "nftables",
+        };
+        Cluster::start_with_env(&[("CNET_NAT__FIREWALL", name)])
+    }
+
+    /// cnet's rules as the kernel lists them, without counters.
+    fn rules(self, cluster: &Cluster) -> String {
+        let command = match self {
+            Self::Iptables => "iptables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'",
+            Self::Nftables => "nft list table ip cnet",
+        };
+        cluster.sh(command).ok()
+    }
+
+    fn dnat_to(self, address: &str) -> String {
+        match self {
+            Self::Iptables => format!("--to-destination {address}"),
+            Self::Nftables => format!("dnat to {address}"),
+        }
+    }
+
+    /// Whether some rule masquerades traffic from `subnet`.
+    fn masquerades(self, rules: &str, subnet: &str) -> bool {
+        rules.lines().any(|l| l.contains(subnet) && l.to_lowercase().contains("masquerade"))
+    }
+
+    /// What someone else's "cleanup" might do to cnet's rules.
+    fn wipe(self) -> &'static str {
+        match self {
+            Self::Iptables => "iptables -t nat -F CNET && iptables -F CNET-FORWARD",
+            Self::Nftables => "nft flush table ip cnet",
+        }
+    }
+}
+
+/// One `#[test]` per backend for each scenario.
+macro_rules! with_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod iptables {
+            $(#[test] fn $scenario() { super::$scenario(super::Backend::Iptables) })*
+        }
+        mod nftables {
+            $(#[test] fn $scenario() { super::$scenario(super::Backend::Nftables) })*
+        }
+    };
+}
+
+with_both_backends!(
+    a_published_port_is_reached_from_the_host_and_from_peers,
+    udp_random_and_loopback_only_ports,
+    a_port_in_use_is_refused_and_nothing_is_left,
+    networks_are_isolated_and_internal_ones_have_no_way_out,
+    rules_survive_kill_9_of_the_nat_service_and_come_back_after_a_flush,
+);
+
+fn a_published_port_is_reached_from_the_host_and_from_peers(backend: Backend) {
+    let cluster = backend.cluster();
     // A non-loopback address of the "host".
     cluster.sh("ip link add hostnic type bridge && ip addr add 10.200.0.1/24 dev hostnic && ip link set hostnic up").ok();
     web(&cluster, "web", "hello-F1", &["-p", "8080:80"]);
@@ -59,17 +119,23 @@ fn a_published_port_is_reached_from_the_host_and_from_peers() {
     assert_eq!(cluster.cnet(&["port", "web"]).ok(), "80/tcp -> 0.0.0.0:8080\n");
 
     let ip = cluster.api().ip("web", "bridge");
-    assert!(rules(&cluster).contains(&format!("--to-destination {ip}:80")), "DNAT (PUB-3)");
+    assert!(
+        backend.rules(&cluster).contains(&backend.dnat_to(&format!("{ip}:80"))),
+        "DNAT (PUB-3)"
+    );
     cluster.cnet(&["rm", "-f", "web"]).ok();
-    assert!(!rules(&cluster).contains(&ip), "no rule left after rm: {}", rules(&cluster));
+    assert!(
+        !backend.rules(&cluster).contains(&ip),
+        "no rule left after rm: {}",
+        backend.rules(&cluster)
+    );
     let refused = cluster
         .sh("python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8080), 2)'");
     assert_ne!(refused.code, 0, "the proxy is gone with the container");
 }
 
-#[test]
-fn udp_random_and_loopback_only_ports() {
-    let cluster = Cluster::start();
+fn udp_random_and_loopback_only_ports(backend: Backend) {
+    let cluster = backend.cluster();
     let echo = "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 53))\nwhile True:\n    data, peer = s.recvfrom(512); s.sendto(data, peer)";
     cluster
         .cnet(&["run", "-d", "--name", "echo", "-p", "5300:53/udp", "--", "python3", "-c", echo])
@@ -98,18 +164,20 @@ fn udp_random_and_loopback_only_ports() {
     assert_ne!(elsewhere.code, 0, "bound to 127.0.0.1 only (PUB-5)");
 }
 
-#[test]
-fn a_port_in_use_is_refused_and_nothing_is_left() {
-    let cluster = Cluster::start();
+fn a_port_in_use_is_refused_and_nothing_is_left(backend: Backend) {
+    let cluster = backend.cluster();
     web(&cluster, "first", "first", &["-p", "8080:80"]);
-    let before = (rules(&cluster), cluster.cnet(&["ps", "-a", "-q", "--no-trunc"]).ok());
+    let before = (backend.rules(&cluster), cluster.cnet(&["ps", "-a", "-q", "--no-trunc"]).ok());
     let error = cluster.cnet(&["run", "-d", "--name", "second", "-p", "8080:80"]).err();
     assert!(error.contains("Bind for 0.0.0.0:8080 failed: port is already allocated"), "{error}");
     assert!(
         error.contains("driver failed programming external connectivity on endpoint second"),
         "{error}"
     );
-    assert_eq!((rules(&cluster), cluster.cnet(&["ps", "-a", "-q", "--no-trunc"]).ok()), before);
+    assert_eq!(
+        (backend.rules(&cluster), cluster.cnet(&["ps", "-a", "-q", "--no-trunc"]).ok()),
+        before
+    );
 
     // A port some other program holds.
     let holder = "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 8095)); s.listen(); time.sleep(600)";
@@ -119,14 +187,16 @@ fn a_port_in_use_is_refused_and_nothing_is_left() {
     });
     let error = cluster.cnet(&["run", "-d", "--name", "third", "-p", "8095:80"]).err();
     assert!(error.contains("address already in use"), "{error}");
-    assert_eq!((rules(&cluster), cluster.cnet(&["ps", "-a", "-q", "--no-trunc"]).ok()), before);
+    assert_eq!(
+        (backend.rules(&cluster), cluster.cnet(&["ps", "-a", "-q", "--no-trunc"]).ok()),
+        before
+    );
     let error = cluster.cnet(&["run", "-d", "-p", "8085-8087:80-81"]).err();
     assert!(error.contains("invalid ranges specified for container and host Ports"), "{error}");
 }
 
-#[test]
-fn networks_are_isolated_and_internal_ones_have_no_way_out() {
-    let cluster = Cluster::start();
+fn networks_are_isolated_and_internal_ones_have_no_way_out(backend: Backend) {
+    let cluster = backend.cluster();
     let api = cluster.api();
     cluster.cnet(&["network", "create", "--subnet", "10.81.0.0/24", "neta"]).ok();
     cluster.cnet(&["network", "create", "--subnet", "10.82.0.0/24", "netb"]).ok();
@@ -156,23 +226,23 @@ fn networks_are_isolated_and_internal_ones_have_no_way_out() {
     assert_eq!(ping("i1", "i2"), 0, "internal networks still talk inside");
     assert_ne!(ping("i1", "a1"), 0, "INT-1");
     assert_ne!(ping("a1", "i1"), 0, "INT-1");
-    let current = rules(&cluster);
-    assert!(current.contains("-s 10.81.0.0/24") && current.contains("MASQUERADE"), "{current}");
-    let masquerades_closed =
-        current.lines().any(|l| l.contains("10.83.0.0/24") && l.contains("MASQUERADE"));
-    assert!(!masquerades_closed, "no masquerade for an internal network: {current}");
+    let current = backend.rules(&cluster);
+    assert!(backend.masquerades(&current, "10.81.0.0/24"), "{current}");
+    assert!(
+        !backend.masquerades(&current, "10.83.0.0/24"),
+        "no masquerade for an internal network: {current}"
+    );
 
     cluster.cnet(&["rm", "-f", "b1"]).ok();
     cluster.cnet(&["network", "rm", "netb"]).ok();
-    assert!(!rules(&cluster).contains("10.82.0.0/24"), "rules go with the network");
+    assert!(!backend.rules(&cluster).contains("10.82.0.0/24"), "rules go with the network");
 }
 
-#[test]
-fn rules_survive_kill_9_of_the_nat_service_and_come_back_after_a_flush() {
-    let cluster = Cluster::start();
+fn rules_survive_kill_9_of_the_nat_service_and_come_back_after_a_flush(backend: Backend) {
+    let cluster = backend.cluster();
     cluster.cnet(&["network", "create", "--subnet", "10.84.0.0/24", "netc"]).ok();
     web(&cluster, "web", "hello-again", &["--network", "netc", "-p", "8080:80"]);
-    let before = rules(&cluster);
+    let before = backend.rules(&cluster);
     let pids = cluster.pids_of("cnet-nat");
     assert_eq!(cluster.kill9("cnet-nat"), 1);
     eventually("nat to come back", 20, || {
@@ -183,8 +253,10 @@ fn rules_survive_kill_9_of_the_nat_service_and_come_back_after_a_flush() {
         let run = cluster.sh(&format!("python3 -c '{FETCH}' http://127.0.0.1:8080/"));
         (run.code == 0).then_some(())
     });
-    assert_eq!(rules(&cluster), before, "a restart adds and drops nothing");
+    assert_eq!(backend.rules(&cluster), before, "a restart adds and drops nothing");
 
-    cluster.sh("iptables -t nat -F CNET && iptables -F CNET-FORWARD").ok();
-    eventually("the rules to be restored", 30, || (rules(&cluster) == before).then_some(()));
+    cluster.sh(backend.wipe()).ok();
+    eventually("the rules to be restored", 30, || {
+        (backend.rules(&cluster) == before).then_some(())
+    });
 }
