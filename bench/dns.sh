@@ -239,26 +239,7 @@ cpu_snapshot() {
     echo "loadavg=$(cut -d' ' -f1 /proc/loadavg)"
 }
 
-# How busy the whole machine was over the next second, in % (from /proc/stat).
-busy_next_second() {
-    local a b
-    a=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
-    sleep 1
-    b=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
-    echo "$a $b" | awk '{busy = $3 - $1; idle = $4 - $2; printf "%.0f", 100 * busy / (busy + idle)}'
-}
 
-# Waits (bounded) for the machine to be quiet; prints the last busy % seen.
-wait_quiet() {
-    local busy deadline=$((SECONDS + QUIET_WAIT))
-    while :; do
-        busy=$(busy_next_second)
-        if ((busy < QUIET_BUSY || SECONDS >= deadline)); then
-            echo "$busy"
-            return
-        fi
-    done
-}
 
 # other_cores CPU_FILE QPS_FILE: the cores' worth of CPU that went to neither the
 # resolver nor the client during a throughput run (other work on the machine).

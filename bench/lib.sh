@@ -67,3 +67,26 @@ build_cnet() {
         BIN=$REPO/target/debug PROFILE=debug
     fi
 }
+
+# The machine's busy percentage over the next second (every core, from /proc/stat).
+busy_next_second() {
+    local a b
+    a=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
+    echo "$a $b" | awk '{busy = $3 - $1; idle = $4 - $2; printf "%.0f", 100 * busy / (busy + idle)}'
+}
+
+# Waits (at most QUIET_WAIT seconds) until the machine is under QUIET_BUSY % busy;
+# prints the last busy % seen. This is a shared machine: runs started on a busy one read
+# wrong.
+wait_quiet() {
+    local busy deadline=$((SECONDS + QUIET_WAIT))
+    while :; do
+        busy=$(busy_next_second)
+        if ((busy < QUIET_BUSY || SECONDS >= deadline)); then
+            echo "$busy"
+            return
+        fi
+    done
+}

@@ -261,24 +261,7 @@ relay_pid() {
     esac
 }
 
-busy_next_second() {
-    local a b
-    a=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
-    sleep 1
-    b=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
-    echo "$a $b" | awk '{busy = $3 - $1; idle = $4 - $2; printf "%.0f", 100 * busy / (busy + idle)}'
-}
 
-wait_quiet() {
-    local busy deadline=$((SECONDS + QUIET_WAIT))
-    while :; do
-        busy=$(busy_next_second)
-        if ((busy < QUIET_BUSY || SECONDS >= deadline)); then
-            echo "$busy"
-            return
-        fi
-    done
-}
 
 # CPU accounting around a run, in clock ticks: the relaying process (cnet-nat, or the
 # docker-proxy of that port), every live process of our pid namespace (services,
