@@ -171,3 +171,87 @@ fn add_host_and_dns_flags_shape_the_files() {
     let error = cluster.cnet(&["run", "-d", "--dns-option", "ndots:1\nnameserver 6.6.6.6"]).err();
     assert!(error.contains("invalid --dns-option"), "{error}");
 }
+
+/// Reads /etc/hosts in a loop until it holds the `done.invalid` entry, checking each
+/// read: the six standard lines, then the extra hosts of one version `k` only
+/// (`10.<i>.0.1\tv<k>-<i>-end` for i in 0..k%5+1), then the container's own line, each
+/// whole and newline-terminated. Prints `reads=… bad=… versions=…` at the end.
+const TORN_READ_DETECTOR: &str = r#"
+import re
+extra = re.compile(r'10\.(\d+)\.0\.1\tv(\d+)-(\d+)-end$')
+def whole(text, first):
+    if not text.endswith('\n'):
+        return False
+    lines = text[:-1].split('\n')
+    if lines[:6] != first[:6] or lines[-1] != first[-1]:
+        return False
+    found = [extra.match(line) for line in lines[6:-1]]
+    if not all(found):
+        return False
+    if not found:
+        return True
+    k = int(found[0].group(2))
+    return len(found) == k % 5 + 1 and all(
+        int(m.group(1)) == i and int(m.group(2)) == k and int(m.group(3)) == i
+        for i, m in enumerate(found))
+first = open('/etc/hosts').read()[:-1].split('\n')
+reads = bad = 0
+versions = set()
+print('ready', flush=True)
+while True:
+    with open('/etc/hosts') as f:
+        text = f.read()
+    if 'done.invalid' in text:
+        break
+    reads += 1
+    versions.add(text)
+    if not whole(text, first):
+        bad += 1
+        if bad <= 3:
+            print('BAD', repr(text), flush=True)
+print(f'reads={reads} bad={bad} versions={len(versions)}', flush=True)
+"#;
+
+#[test]
+fn a_reader_inside_the_container_never_sees_a_partial_hosts_file() {
+    use cnet_proto::hosts::v1::{self as hosts, hosts_client::HostsClient};
+    let cluster = Cluster::start();
+    let api = cluster.api();
+    cluster
+        .cnet(&["run", "-d", "--name", "reader", "--", "python3", "-c", TORN_READ_DETECTOR])
+        .ok();
+    cnet_tests::eventually("the reader to start", 10, || {
+        cluster.cnet(&["logs", "reader"]).ok().contains("ready").then_some(())
+    });
+    let id = api.container("reader").id;
+    let mut client = {
+        let _entered = api.enter();
+        HostsClient::new(cnet_common::client::channel(&cluster.service_target("hosts")).unwrap())
+    };
+    let request = hosts::GetContainerRequest { container_id: id };
+    let mut spec = api.block(client.get_container(request)).unwrap().into_inner().spec.unwrap();
+    assert!(spec.process.is_some(), "the gateway told the hosts service the process");
+
+    let extra =
+        |i: usize, hostname: String| hosts::ExtraHost { hostname, address: format!("10.{i}.0.1") };
+    for k in 0..1_000 {
+        spec.extra_hosts = (0..k % 5 + 1).map(|i| extra(i, format!("v{k}-{i}-end"))).collect();
+        let request = hosts::PutContainerRequest { spec: Some(spec.clone()) };
+        api.block(client.put_container(request)).expect("rewrite");
+    }
+    spec.extra_hosts = vec![extra(0, "done.invalid".into())];
+    api.block(client.put_container(hosts::PutContainerRequest { spec: Some(spec) })).unwrap();
+
+    let summary = cnet_tests::eventually("the reader's summary", 20, || {
+        let logs = cluster.cnet(&["logs", "reader"]).ok();
+        logs.lines().find(|line| line.starts_with("reads=")).map(str::to_owned)
+    });
+    let logs = cluster.cnet(&["logs", "reader"]).ok();
+    let count = |key: &str| -> usize {
+        let field = summary.split(' ').find_map(|f| f.strip_prefix(key)).unwrap();
+        field.parse().unwrap()
+    };
+    assert_eq!(count("bad="), 0, "partial reads: {logs}");
+    // The reads overlapped the rewrites: the reader saw many versions, not one or two.
+    assert!(count("versions=") >= 20, "{summary}");
+}

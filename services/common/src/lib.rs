@@ -1,12 +1,14 @@
 //! Plumbing shared by every cnet service: one config story ([`config`]), serving gRPC on
 //! a Unix socket and optionally TCP with health, reflection and tower layers
 //! ([`server`]), connecting to other services ([`client`]), the sled store
-//! ([`store`]), logging and tracing ([`telemetry`]), request metrics ([`metrics`]), graceful shutdown ([`shutdown`]) and the start-up
-//! sequence every binary shares ([`service`]).
+//! ([`store`]), logging and tracing ([`telemetry`]), request metrics
+//! ([`metrics`]), process identity ([`process`]), graceful shutdown ([`shutdown`]) and the
+//! start-up sequence every binary shares ([`service`]).
 
 pub mod client;
 pub mod config;
 pub mod metrics;
+pub mod process;
 pub mod server;
 pub mod service;
 pub mod shutdown;

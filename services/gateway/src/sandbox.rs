@@ -40,6 +40,16 @@ pub struct MountedFiles {
     pub hostname: PathBuf,
 }
 
+/// How a container gets its /etc files.
+pub enum Files<'a> {
+    /// Bind-mounted over the host's in a mount namespace of its own. The hosts service
+    /// later swaps these mounts in that namespace when the files change.
+    Own(&'a MountedFiles),
+    /// The mount namespace (`/proc/<pid>/ns/mnt`) of the container it shares them with
+    /// (container: mode, CNS-1), so that swaps there reach it too.
+    Shared(&'a Path),
+}
+
 pub struct Launch<'a> {
     /// Network namespace to enter; `None` stays in the host's (host mode).
     pub netns: Option<&'a Path>,
@@ -47,8 +57,8 @@ pub struct Launch<'a> {
     pub uts: Option<&'a Path>,
     /// Hostname to set in its own UTS namespace; `None` keeps the one it has.
     pub hostname: Option<&'a str>,
-    /// Files to bind-mount over /etc/hosts, /etc/resolv.conf and /etc/hostname.
-    pub files: Option<&'a MountedFiles>,
+    /// Where /etc/hosts, /etc/resolv.conf and /etc/hostname come from.
+    pub files: Files<'a>,
     pub log: &'a Path,
     pub command: &'a [String],
     pub env: &'a [String],
@@ -67,6 +77,8 @@ struct Entry {
     netns: Option<File>,
     uts: Option<File>,
     hostname: Option<CString>,
+    /// A mount namespace to join instead of making one with `binds`.
+    mnt: Option<File>,
     binds: Vec<(CString, CString)>,
 }
 
@@ -87,7 +99,14 @@ pub fn spawn(launch: &Launch<'_>) -> io::Result<Started> {
             .hostname
             .map(|name| CString::new(name).map_err(|_| invalid("hostname contains NUL")))
             .transpose()?,
-        binds: launch.files.map(bind_mounts).transpose()?.unwrap_or_default(),
+        mnt: match launch.files {
+            Files::Shared(path) => Some(open(path, "mount")?),
+            Files::Own(_) => None,
+        },
+        binds: match launch.files {
+            Files::Own(files) => bind_mounts(files)?,
+            Files::Shared(_) => Vec::new(),
+        },
     };
     let log = std::fs::OpenOptions::new().create(true).append(true).open(launch.log)?;
 
@@ -167,15 +186,19 @@ fn enter_sandbox(entry: &Entry) -> io::Result<()> {
         if let Some(hostname) = &entry.hostname {
             check(libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()))?;
         }
-        check(libc::unshare(libc::CLONE_NEWNS))?;
-        // Private propagation keeps the bind mounts below out of the host's mount table.
-        check(libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ))?;
+        if let Some(mnt) = &entry.mnt {
+            check(libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS))?;
+        } else {
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            // Private propagation keeps the bind mounts below out of the host's mount table.
+            check(libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+        }
         for (source, target) in &entry.binds {
             check(libc::mount(
                 source.as_ptr(),
@@ -190,24 +213,7 @@ fn enter_sandbox(entry: &Entry) -> io::Result<()> {
     Ok(())
 }
 
-/// Start time of a live process (field 22 of /proc/<pid>/stat, in clock ticks since
-/// boot); `None` when there is no such process or it is a zombie.
-pub fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: parse after the
-    // last ')'. What follows starts at field 3 (state).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(22 - 3)?.parse().ok()
-}
-
-/// Whether `pid` is still the process that was started at `ticks`.
-pub fn is_alive(pid: u32, ticks: u64) -> bool {
-    start_ticks(pid) == Some(ticks)
-}
+pub use cnet_common::process::{is_alive, start_ticks};
 
 /// Signals the container's whole process group (it leads its own session).
 pub fn signal(pid: u32, signal: libc::c_int) {
@@ -237,15 +243,6 @@ pub async fn wait_foreign(pid: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn own_process_is_alive_and_has_a_start_time() {
-        let pid = std::process::id();
-        let ticks = start_ticks(pid).expect("own stat");
-        assert!(is_alive(pid, ticks));
-        assert!(!is_alive(pid, ticks + 1));
-        assert_eq!(start_ticks(u32::MAX), None);
-    }
 
     #[tokio::test]
     async fn waits_for_a_foreign_process_to_exit() {

@@ -16,4 +16,4 @@ pub use names::{
     Alias, ContainerId, ContainerName, DnsOption, HostEntryName, Hostname, NetworkName,
     SearchDomain,
 };
-pub use spec::{ContainerSpec, Dns, Endpoint, ExtraHost, Link, Mode};
+pub use spec::{ContainerSpec, Dns, Endpoint, ExtraHost, Link, Mode, Process};

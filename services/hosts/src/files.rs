@@ -4,9 +4,15 @@
 //! are not synced to disk.
 //!
 //! Container ids are validated file names ([`ContainerId`]), so a path built from one
-//! stays inside the directory. Writes go through [`writer::write_in_place`]; the
-//! registry's lock serialises them.
+//! stays inside the directory. The registry's lock serialises writes.
+//!
+//! How a new version reaches a running container depends on the kernel ([`Update`]):
+//! where a mount can be slid beneath another (Linux 6.5+), a file is replaced by a new
+//! one and the container's bind mount swapped to it ([`remount`]), so readers see whole
+//! versions only; elsewhere it is rewritten in place ([`writer`]), which keeps the inode
+//! the container has mounted but lets a racing reader see a mix of two versions.
 
+pub mod remount;
 pub mod writer;
 
 use std::{
@@ -18,7 +24,8 @@ use std::{
 
 use crate::{
     Error,
-    domain::{ContainerId, Contents},
+    domain::{ContainerId, Contents, Process},
+    files::remount::{Refreshed, Swap},
 };
 
 pub use writer::write_in_place;
@@ -31,9 +38,19 @@ pub struct Paths {
     pub hostname: PathBuf,
 }
 
+/// How files change under a running container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// New file, renamed over the old one; the container's mounts are then swapped.
+    Swap,
+    /// The same file rewritten in place (kernels before 6.5).
+    InPlace,
+}
+
 #[derive(Debug, Clone)]
 pub struct FileTree {
     root: PathBuf,
+    update: Update,
 }
 
 impl FileTree {
@@ -44,7 +61,12 @@ impl FileTree {
         set_mode(&root, 0o755)?;
         // The paths handed out are bind-mount sources, so they must be absolute.
         let root = std::fs::canonicalize(&root).map_err(Error::io("resolve", &root))?;
-        Ok(Self { root })
+        let update = if remount::supported(&root) { Update::Swap } else { Update::InPlace };
+        Ok(Self { root, update })
+    }
+
+    pub fn update(&self) -> Update {
+        self.update
     }
 
     pub fn paths(&self, id: &ContainerId) -> Paths {
@@ -74,9 +96,38 @@ impl FileTree {
             (&paths.resolv_conf, &contents.resolv_conf),
             (&paths.hostname, &contents.hostname),
         ] {
-            changed |= write_in_place(path, content).map_err(Error::io("write", path))?;
+            let written = match self.update {
+                Update::Swap => replace(path, content),
+                Update::InPlace => write_in_place(path, content),
+            };
+            changed |= written.map_err(Error::io("write", path))?;
         }
         Ok(changed)
+    }
+
+    /// Makes the running `process` of `id` see the current files (after [`Self::write`]
+    /// replaced them). A process that is gone is not an error: it has nothing to see.
+    pub fn show(&self, id: &ContainerId, process: Process) -> Result<(), Error> {
+        if self.update == Update::InPlace {
+            return Ok(());
+        }
+        let paths = self.paths(id);
+        let swaps = [
+            Swap { source: &paths.hosts, target: "/etc/hosts" },
+            Swap { source: &paths.resolv_conf, target: "/etc/resolv.conf" },
+            Swap { source: &paths.hostname, target: "/etc/hostname" },
+        ];
+        match remount::refresh(process, &swaps) {
+            Ok(Refreshed::Done { swapped }) if swapped > 0 => {
+                tracing::debug!(container = %id, pid = process.pid, swapped, "mounts swapped");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                let error = io::Error::other(format!("process {}: {error}", process.pid));
+                return Err(Error::io("swap the mounts of", &self.dir(id))(error));
+            }
+        }
+        Ok(())
     }
 
     /// The files of `id` as they are on disk; a missing file reads as empty.
@@ -125,6 +176,23 @@ impl FileTree {
         }
         Ok(removed)
     }
+}
+
+/// Replaces the file at `path` with one holding `content` (rename, so the old inode,
+/// which a container may have mounted, is never modified); returns whether it changed.
+fn replace(path: &Path, content: &[u8]) -> io::Result<bool> {
+    match std::fs::read(path) {
+        Ok(old) if old == content => return Ok(false),
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".new");
+    std::fs::write(&staged, content)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&staged, path)?;
+    Ok(true)
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {

@@ -10,7 +10,7 @@ use crate::{
     Error,
     domain::{
         self, Alias, ContainerId, ContainerName, ContainerSpec, Dns, DnsOption, Endpoint,
-        ExtraHost, HostEntryName, Hostname, Link, Mode, NetworkName, SearchDomain,
+        ExtraHost, HostEntryName, Hostname, Link, Mode, NetworkName, Process, SearchDomain,
         names::parse_address,
     },
     registry::{Registry, View},
@@ -136,7 +136,15 @@ fn spec_from_proto(spec: proto::ContainerSpec) -> Result<ContainerSpec, domain::
         dns,
         links,
         running: spec.running,
+        process: spec.process.map(parse_process).transpose()?,
     })
+}
+
+fn parse_process(process: proto::Process) -> Result<Process, domain::Error> {
+    if process.pid == 0 {
+        return Err(domain::Error::Conflict("process: pid must not be 0".into()));
+    }
+    Ok(Process { pid: process.pid, start_ticks: process.start_ticks })
 }
 
 fn spec_to_proto(spec: &ContainerSpec) -> proto::ContainerSpec {
@@ -179,6 +187,7 @@ fn spec_to_proto(spec: &ContainerSpec) -> proto::ContainerSpec {
             })
             .collect(),
         running: spec.running,
+        process: spec.process.map(|p| proto::Process { pid: p.pid, start_ticks: p.start_ticks }),
     }
 }
 

@@ -69,7 +69,8 @@ impl Registry {
         let host_files = registry.read_host()?;
         let mut rewritten = 0;
         for container in graph.iter() {
-            match registry.write(&graph, &container.spec.id, &host_files) {
+            // A running container may have missed a swap (the service died in between).
+            match registry.write(&graph, &container.spec.id, &host_files, true) {
                 Ok(changed) => rewritten += usize::from(changed),
                 Err(error) => tracing::error!(%error, "cannot rewrite a container's files"),
             }
@@ -105,8 +106,10 @@ impl Registry {
             );
         }
         let contents = graph.render(&id, &host_files).expect("the container was just stored");
+        // A new process has the files as they were when it started: show it the latest.
+        let new_process = previous.is_none_or(|p| p.spec.process != record.spec.process);
         let mut failures = Vec::new();
-        if let Err(error) = self.files.write(&id, &contents) {
+        if let Err(error) = self.publish(&record, &contents, new_process) {
             failures.push(error);
         }
         failures.extend(self.rewrite_linkers(&graph, &id, &host_files).1);
@@ -166,12 +169,36 @@ impl Registry {
         })
     }
 
-    /// Writes the files of `id` as the graph says they should be.
-    fn write(&self, graph: &Graph, id: &ContainerId, host: &HostFiles) -> Result<bool, Error> {
-        match graph.render(id, host) {
-            Some(contents) => self.files.write(id, &contents),
-            None => Ok(false),
+    /// Writes the files of `id` as the graph says they should be, and shows them to its
+    /// process if they changed or `ensure_shown`.
+    fn write(
+        &self,
+        graph: &Graph,
+        id: &ContainerId,
+        host: &HostFiles,
+        ensure_shown: bool,
+    ) -> Result<bool, Error> {
+        match (graph.get(id), graph.render(id, host)) {
+            (Some(container), Some(contents)) => self.publish(container, &contents, ensure_shown),
+            _ => Ok(false),
         }
+    }
+
+    /// Writes `contents` as the files of `container`; returns whether they changed.
+    fn publish(
+        &self,
+        container: &Container,
+        contents: &Contents,
+        ensure_shown: bool,
+    ) -> Result<bool, Error> {
+        let id = &container.spec.id;
+        let changed = self.files.write(id, contents)?;
+        if let Some(process) = container.spec.process
+            && (changed || ensure_shown)
+        {
+            self.files.show(id, process)?;
+        }
+        Ok(changed)
     }
 
     /// Rewrites the files of every container linking to `target`; keeps going past
@@ -185,7 +212,7 @@ impl Registry {
         let linkers = graph.linker_ids(target);
         let mut failures = Vec::new();
         for linker in &linkers {
-            match self.write(graph, linker, host) {
+            match self.write(graph, linker, host, false) {
                 Ok(true) => {
                     tracing::info!(container = %linker, link_target = %target, "hosts file rewritten")
                 }

@@ -158,6 +158,11 @@ impl ContainerRecord {
         matches!(self.mode, NetworkMode::Host | NetworkMode::Container(_))
     }
 
+    /// Whether its /etc files are another container's (container: mode, CNS-1).
+    pub fn shares_files(&self) -> bool {
+        matches!(self.mode, NetworkMode::Container(_))
+    }
+
     /// Lowest `ethN` not used by another attachment.
     pub fn next_ifname(&self) -> String {
         let used: Vec<&str> = self

@@ -8,7 +8,7 @@ use cnet_proto::hosts::v1 as hosts;
 use super::Gateway;
 use crate::{
     backends::retry,
-    domain::{ContainerRecord, NetworkMode, container::link_env},
+    domain::{ContainerRecord, NetworkMode, RunState, container::link_env},
     error::{Error, Result},
     sandbox::MountedFiles,
 };
@@ -68,6 +68,10 @@ impl Gateway {
             dns_options: record.dns.options.clone(),
             links,
             running,
+            process: match record.state {
+                RunState::Running { pid, start_ticks } => Some(hosts::Process { pid, start_ticks }),
+                _ => None,
+            },
         };
         let request = hosts::PutContainerRequest { spec: Some(spec) };
         let container =

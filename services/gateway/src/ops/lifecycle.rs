@@ -20,7 +20,7 @@ use crate::{
     },
     error::{Error, Result},
     now,
-    sandbox::{self, ContainerFiles, Launch},
+    sandbox::{self, ContainerFiles, Files, Launch},
 };
 
 /// Time between SIGTERM and SIGKILL when the caller gives none, as in Docker.
@@ -60,7 +60,7 @@ impl Gateway {
         let joined;
         let netns_path;
         let mounted;
-        let (netns, uts, hostname) = match &record.mode {
+        let (netns, uts, hostname, shared_files) = match &record.mode {
             NetworkMode::Bridge | NetworkMode::None => {
                 record.link_env = self.resolve_links(&record)?;
                 for index in 0..record.attachments.len() {
@@ -72,26 +72,27 @@ impl Gateway {
                 record.port_bindings = self.publish(&record).await?;
                 self.register_names(&record, &netns_path).await?;
                 mounted = self.put_files(&record, true).await?;
-                (Some(netns_path.as_path()), None, Some(record.hostname.as_str()))
+                (Some(netns_path.as_path()), None, Some(record.hostname.as_str()), None)
             }
             NetworkMode::Host => {
                 mounted = self.put_files(&record, true).await?;
-                (None, None, Some(record.hostname.as_str()))
+                (None, None, Some(record.hostname.as_str()), None)
             }
             NetworkMode::Container(target_id) => {
                 joined = self.joinable(target_id)?;
                 mounted = self.files_of(target_id).await?;
-                (Some(joined.0.as_path()), Some(joined.1.as_path()), None)
+                (Some(joined.0.as_path()), Some(joined.1.as_path()), None, Some(joined.2.as_path()))
             }
         };
         record.hosts_path = mounted.hosts.display().to_string();
         record.resolv_conf_path = mounted.resolv_conf.display().to_string();
         let env: Vec<String> = record.env.iter().chain(&record.link_env).cloned().collect();
+        let files = shared_files.map_or(Files::Own(&mounted), Files::Shared);
         let started = sandbox::spawn(&Launch {
             netns,
             uts,
             hostname,
-            files: Some(&mounted),
+            files,
             log: &log,
             command: &record.command,
             env: &env,
@@ -106,16 +107,24 @@ impl Gateway {
         record.exit_code = 0;
         let pid = started.pid;
         self.watch_exit(&record.id, pid, Some(started.child));
-        if let Err(error) = self.records.put_container(&record).await {
+        let recorded = async {
+            if !record.shares_files() {
+                // Files rewritten from here on reach the process by swapped mounts.
+                self.put_files(&record, true).await?;
+            }
+            self.records.put_container(&record).await.map_err(Error::from)
+        };
+        if let Err(error) = recorded.await {
             sandbox::signal(pid, libc::SIGKILL);
-            return Err(error.into());
+            return Err(error);
         }
         tracing::info!(container = %record.name, pid, "container started");
         Ok(record)
     }
 
-    /// The namespaces and files of a running container another one joins (CNS-1).
-    fn joinable(&self, target_id: &str) -> Result<(PathBuf, PathBuf)> {
+    /// The network, UTS and mount namespaces of a running container another one joins
+    /// (CNS-1).
+    fn joinable(&self, target_id: &str) -> Result<(PathBuf, PathBuf, PathBuf)> {
         let target = self
             .records
             .containers
@@ -127,7 +136,7 @@ impl Gateway {
             )));
         };
         let proc = PathBuf::from(format!("/proc/{pid}/ns"));
-        Ok((proc.join("net"), proc.join("uts")))
+        Ok((proc.join("net"), proc.join("uts"), proc.join("mnt")))
     }
 
     /// Takes an address for attachment `index` and describes its interface.

@@ -66,6 +66,14 @@ impl Dns {
     }
 }
 
+/// A container's running process: its pid and the start time that tells it from a later
+/// process with the same pid. Its mount namespace holds the container's /etc mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    pub start_ticks: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub id: ContainerId,
@@ -78,6 +86,9 @@ pub struct ContainerSpec {
     pub dns: Dns,
     pub links: Vec<Link>,
     pub running: bool,
+    /// Set once the process runs; records stored before this field existed have none.
+    #[serde(default)]
+    pub process: Option<Process>,
 }
 
 impl ContainerSpec {
@@ -85,6 +96,9 @@ impl ContainerSpec {
     /// they would produce files that mean nothing, so they are refused too.
     pub fn validate(&self) -> Result<(), Error> {
         let conflict = |message: String| Err(Error::Conflict(message));
+        if self.process.is_some() && !self.running {
+            return conflict(format!("container {}: a process but not running", self.id));
+        }
         if self.mode != Mode::Bridge && !self.endpoints.is_empty() {
             return conflict(format!(
                 "container {}: endpoints are only allowed in bridge mode, not in {} mode",
@@ -174,6 +188,7 @@ pub(crate) mod tests {
             dns: Dns::default(),
             links: vec![],
             running: true,
+            process: None,
         }
     }
 
