@@ -41,6 +41,13 @@ impl Gateway {
             Ok(running) => Ok(running),
             Err(error) => {
                 self.tear_down(&record.id, &leased).await;
+                // The hosts service may have been told it runs, with addresses now
+                // released; its linkers must not keep showing them.
+                if !record.shares_files()
+                    && let Err(undo) = self.put_files(&record, false).await
+                {
+                    tracing::warn!(container = %record.name, error = %undo, "hosts files not reset");
+                }
                 Err(error)
             }
         }
