@@ -6,7 +6,7 @@ pub mod names;
 pub mod network;
 
 pub use container::{
-    Attachment, ContainerRecord, DnsSettings, ExtraHost, Lease, Link, NetworkMode, PortBinding,
-    PortSpec, RunState,
+    Attachment, ContainerRecord, DnsSettings, ExtraHost, InFlight, Lease, Link, NetworkMode,
+    PortBinding, PortSpec, RunState,
 };
 pub use network::NetworkRecord;

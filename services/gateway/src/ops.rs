@@ -18,6 +18,7 @@ mod lifecycle;
 mod network;
 mod ports;
 mod reconcile;
+mod recover;
 
 use std::{
     collections::HashMap,

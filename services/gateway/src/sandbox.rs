@@ -11,6 +11,7 @@ use std::{
     os::{fd::AsRawFd, unix::ffi::OsStrExt},
     path::{Path, PathBuf},
     process::Stdio,
+    time::{Duration, UNIX_EPOCH},
 };
 
 use tokio::io::unix::AsyncFd;
@@ -29,6 +30,12 @@ impl ContainerFiles {
     }
     pub fn log(&self) -> PathBuf {
         self.dir.join("log")
+    }
+    /// The pid of the last process started, written by that process before it runs the
+    /// command, so that one started by a gateway that died before recording it can be
+    /// found ([`kill_unrecorded`]).
+    pub fn pid(&self) -> PathBuf {
+        self.dir.join("pid")
     }
 }
 
@@ -59,6 +66,8 @@ pub struct Launch<'a> {
     pub hostname: Option<&'a str>,
     /// Where /etc/hosts, /etc/resolv.conf and /etc/hostname come from.
     pub files: Files<'a>,
+    /// Where the process writes its pid (see [`ContainerFiles::pid`]).
+    pub pid_file: &'a Path,
     pub log: &'a Path,
     pub command: &'a [String],
     pub env: &'a [String],
@@ -80,6 +89,7 @@ struct Entry {
     /// A mount namespace to join instead of making one with `binds`.
     mnt: Option<File>,
     binds: Vec<(CString, CString)>,
+    pid_file: File,
 }
 
 pub fn spawn(launch: &Launch<'_>) -> io::Result<Started> {
@@ -107,6 +117,11 @@ pub fn spawn(launch: &Launch<'_>) -> io::Result<Started> {
             Files::Own(files) => bind_mounts(files)?,
             Files::Shared(_) => Vec::new(),
         },
+        pid_file: std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(launch.pid_file)?,
     };
     let log = std::fs::OpenOptions::new().create(true).append(true).open(launch.log)?;
 
@@ -176,6 +191,10 @@ fn enter_sandbox(entry: &Entry) -> io::Result<()> {
     }
     // SAFETY: plain syscalls on valid fds and NUL-terminated buffers that outlive them.
     unsafe {
+        let (digits, len) = decimal(libc::getpid() as u32);
+        if libc::write(entry.pid_file.as_raw_fd(), digits.as_ptr().cast(), len) != len as isize {
+            return Err(io::Error::last_os_error());
+        }
         if let Some(netns) = &entry.netns {
             check(libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET))?;
         }
@@ -215,6 +234,57 @@ fn enter_sandbox(entry: &Entry) -> io::Result<()> {
 
 pub use cnet_common::process::{is_alive, start_ticks};
 
+/// `n` in decimal, without allocating (it runs between fork and exec).
+fn decimal(mut n: u32) -> ([u8; 10], usize) {
+    let mut reversed = [0u8; 10];
+    let mut len = 0;
+    loop {
+        reversed[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut digits = [0u8; 10];
+    for i in 0..len {
+        digits[i] = reversed[len - 1 - i];
+    }
+    (digits, len)
+}
+
+/// Kills the process a pid file names if it is still the one that wrote it (it started
+/// no later than the file was written: a later process reusing the pid did not), with
+/// its process group. Returns whether there was one to kill.
+pub fn kill_unrecorded(pid_file: &Path) -> bool {
+    let Ok(metadata) = std::fs::metadata(pid_file) else { return false };
+    let Some(pid) = std::fs::read_to_string(pid_file).ok().and_then(|s| s.trim().parse().ok())
+    else {
+        return false;
+    };
+    let written = metadata.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+    let (Some(written), Some(started)) = (written, started_at(pid)) else { return false };
+    // Boot time is known to the second only.
+    if started > written + Duration::from_secs(1) {
+        return false;
+    }
+    signal(pid, libc::SIGKILL);
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    true
+}
+
+/// When a live process started, as time since the epoch.
+fn started_at(pid: u32) -> Option<Duration> {
+    let ticks = start_ticks(pid)?;
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let boot: u64 = stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz =
+        u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|&hz| hz > 0)?;
+    Some(Duration::from_secs(boot) + Duration::from_millis(ticks * 1000 / hz))
+}
+
 /// Signals the container's whole process group (it leads its own session).
 pub fn signal(pid: u32, signal: libc::c_int) {
     // SAFETY: kill has no memory-safety preconditions.
@@ -243,6 +313,33 @@ pub async fn wait_foreign(pid: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_digits() {
+        for n in [0, 7, 10, 4_194_304, u32::MAX] {
+            let (digits, len) = decimal(n);
+            assert_eq!(&digits[..len], n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn an_unrecorded_process_is_killed_but_a_later_one_with_its_pid_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        assert!(kill_unrecorded(&pid_file));
+        assert!(!child.wait().unwrap().success());
+
+        // A file written before the process started names an earlier holder of the pid.
+        let mut later = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(&pid_file, later.id().to_string()).unwrap();
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        File::options().write(true).open(&pid_file).unwrap().set_modified(old).unwrap();
+        assert!(!kill_unrecorded(&pid_file));
+        later.kill().unwrap();
+        later.wait().unwrap();
+    }
 
     #[tokio::test]
     async fn waits_for_a_foreign_process_to_exit() {

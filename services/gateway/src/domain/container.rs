@@ -48,6 +48,22 @@ pub struct ContainerRecord {
     pub started_at: String,
     pub finished_at: String,
     pub exit_code: i32,
+    /// The operation under way, written before its first step touches another service
+    /// and cleared by its last write; found set at start, it is finished or undone.
+    #[serde(default)]
+    pub in_flight: Option<InFlight>,
+}
+
+/// An operation whose steps span services, recorded so that a gateway that dies
+/// half-way finishes or undoes it at its next start (`ops::recover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InFlight {
+    /// `run`: undone (the container is removed), as a failed `run` leaves nothing.
+    Run,
+    /// `start`: kept if its process was recorded, else undone (back to its state before).
+    Start,
+    /// `rm`: finished.
+    Remove,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

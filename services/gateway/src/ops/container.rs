@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 use super::Gateway;
 use crate::{
     domain::{
-        Attachment, ContainerRecord, DnsSettings, ExtraHost, Link, NetworkMode, PortSpec, RunState,
-        container::DEFAULT_COMMAND, names, network::DEFAULT_NETWORK,
+        Attachment, ContainerRecord, DnsSettings, ExtraHost, InFlight, Link, NetworkMode, PortSpec,
+        RunState, container::DEFAULT_COMMAND, names, network::DEFAULT_NETWORK,
     },
     error::{Error, Result},
     now,
@@ -38,9 +38,18 @@ pub struct CreateSpec {
 impl Gateway {
     #[tracing::instrument(name = "create container", skip_all, fields(container = %spec.name, network = %spec.network))]
     pub async fn create_container(&self, spec: CreateSpec) -> Result<ContainerRecord> {
+        self.create_recorded(spec, None).await
+    }
+
+    async fn create_recorded(
+        &self,
+        spec: CreateSpec,
+        in_flight: Option<InFlight>,
+    ) -> Result<ContainerRecord> {
         let _registry = self.registry.lock().await;
         let _gate = self.network_gate.read().await;
-        let record = self.new_container_record(spec)?;
+        let mut record = self.new_container_record(spec)?;
+        record.in_flight = in_flight;
         let files = ContainerFiles::new(&self.state_dir, &record.id);
         std::fs::create_dir_all(&files.dir).map_err(Error::io("create container directory"))?;
         if let Err(error) = self.records.put_container(&record).await {
@@ -57,7 +66,9 @@ impl Gateway {
         self: &std::sync::Arc<Self>,
         spec: CreateSpec,
     ) -> Result<ContainerRecord> {
-        let created = self.create_container(spec).await?;
+        // Recorded as a run from its first write, so that a gateway dying before the
+        // container runs removes it at its next start.
+        let created = self.create_recorded(spec, Some(InFlight::Run)).await?;
         match self.start_container(&created.id).await {
             Ok(running) => Ok(running),
             Err(error) => {
@@ -207,6 +218,7 @@ impl Gateway {
             started_at: String::new(),
             finished_at: String::new(),
             exit_code: 0,
+            in_flight: None,
         })
     }
 
@@ -242,18 +254,18 @@ impl Gateway {
         let _registry = self.registry.lock().await;
         let found = self.find_container(reference)?;
         let guard = self.lock_container(&found.id).await;
-        let record = self.reload(&found.id)?;
-        let record = if record.is_running() {
-            if !force {
-                return Err(Error::FailedPrecondition(format!(
-                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                    record.id
-                )));
-            }
-            self.stop_locked(record, 0).await?
-        } else {
-            record
-        };
+        let mut record = self.reload(&found.id)?;
+        if record.is_running() && !force {
+            return Err(Error::FailedPrecondition(format!(
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                record.id
+            )));
+        }
+        if record.in_flight != Some(InFlight::Remove) {
+            record.in_flight = Some(InFlight::Remove);
+            self.records.put_container(&record).await?;
+        }
+        let record = if record.is_running() { self.stop_locked(record, 0).await? } else { record };
         let files = ContainerFiles::new(&self.state_dir, &record.id);
         match std::fs::remove_dir_all(&files.dir) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {

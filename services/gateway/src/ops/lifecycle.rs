@@ -15,7 +15,7 @@ use super::Gateway;
 use crate::{
     backends::retry,
     domain::{
-        Attachment, ContainerRecord, Lease, NetworkMode, RunState,
+        Attachment, ContainerRecord, InFlight, Lease, NetworkMode, RunState,
         container::{endpoint_id, mac_for},
     },
     error::{Error, Result},
@@ -32,9 +32,13 @@ impl Gateway {
         let _gate = self.network_gate.read().await;
         let found = self.find_container(reference)?;
         let _guard = self.lock_container(&found.id).await;
-        let record = self.reload(&found.id)?;
+        let mut record = self.reload(&found.id)?;
         if record.is_running() {
             return Ok(record);
+        }
+        if record.in_flight.is_none() {
+            record.in_flight = Some(InFlight::Start);
+            self.records.put_container(&record).await?;
         }
         let mut leased = Vec::new();
         match self.bring_up(&record, &mut leased).await {
@@ -47,6 +51,12 @@ impl Gateway {
                     && let Err(undo) = self.put_files(&record, false).await
                 {
                     tracing::warn!(container = %record.name, error = %undo, "hosts files not reset");
+                }
+                if record.in_flight == Some(InFlight::Start) {
+                    record.in_flight = None;
+                    if let Err(undo) = self.records.put_container(&record).await {
+                        tracing::warn!(container = %record.name, error = %undo, "start not unmarked");
+                    }
                 }
                 Err(error)
             }
@@ -61,7 +71,8 @@ impl Gateway {
         leased: &mut Vec<String>,
     ) -> Result<ContainerRecord> {
         let mut record = record.clone();
-        let log = ContainerFiles::new(&self.state_dir, &record.id).log();
+        let container_files = ContainerFiles::new(&self.state_dir, &record.id);
+        let log = container_files.log();
         std::fs::create_dir_all(log.parent().expect("log has a directory"))
             .map_err(Error::io("create container directory"))?;
         let joined;
@@ -100,6 +111,7 @@ impl Gateway {
             uts,
             hostname,
             files,
+            pid_file: &container_files.pid(),
             log: &log,
             command: &record.command,
             env: &env,
@@ -112,14 +124,16 @@ impl Gateway {
         record.started_at = now();
         record.finished_at.clear();
         record.exit_code = 0;
+        record.in_flight = None;
         let pid = started.pid;
         self.watch_exit(&record.id, pid, Some(started.child));
         let recorded = async {
+            self.records.put_container(&record).await?;
             if !record.shares_files() {
                 // Files rewritten from here on reach the process by swapped mounts.
                 self.put_files(&record, true).await?;
             }
-            self.records.put_container(&record).await.map_err(Error::from)
+            Ok(())
         };
         if let Err(error) = recorded.await {
             sandbox::signal(pid, libc::SIGKILL);

@@ -1,9 +1,10 @@
 //! Bringing the other services in line with the gateway's records at start: the records
-//! are the truth. Networks get their pool and bridge back, running containers whose
-//! process lives get their address and veths back and are watched again, containers
-//! whose process died while the gateway was away are torn down, and whatever the other
-//! services hold that no record wants (pools, addresses, sandboxes, bridges left by a
-//! crash half-way through an operation) is removed (see `drift`).
+//! are the truth. Networks get their pool and bridge back, operations left in flight are
+//! settled (`recover`), running containers whose process lives get their address, veths,
+//! names and files back and are watched again, containers whose process died while the
+//! gateway was away are torn down, and whatever the other services hold that no record
+//! wants (pools, addresses, sandboxes, bridges left by a crash half-way through an
+//! operation) is removed (see `drift`).
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ impl Gateway {
         for network in networks.iter().filter(|n| n.is_bridge()) {
             self.restore_network(network).await?;
         }
+        self.recover().await?;
         for container in self.records.container_list()? {
             self.restore_container(container).await?;
         }
@@ -97,6 +99,9 @@ impl Gateway {
             let netns_path = self.plumb(&container).await?;
             self.register_names(&container, &netns_path).await?;
             self.publish(&container).await?;
+        }
+        if !container.shares_files() {
+            self.put_files(&container, true).await?;
         }
         self.watch_exit(&container.id, pid, None);
         Ok(true)
