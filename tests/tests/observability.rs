@@ -193,4 +193,21 @@ fn metrics_count_requests_by_method_and_code() {
     let ipam = scrape(&cluster, "127.0.0.1:9412");
     let pools = [("service", "ipam"), ("code", "Ok")];
     assert!(sample(&ipam, requests, &pools) >= 1.0, "{ipam}");
+
+    // Pool gauges follow allocations: a /29 leaves 5 addresses (.2 to .6) once network,
+    // gateway and broadcast are set aside, and a container takes one.
+    cluster.cnet(&["network", "create", "--subnet", "10.9.0.0/29", "small"]).ok();
+    let pool = cluster.api().network("small").id;
+    let addresses = |state| {
+        sample(
+            &scrape(&cluster, "127.0.0.1:9412"),
+            "cnet_ipam_addresses",
+            &[("pool", &pool), ("state", state)],
+        )
+    };
+    assert_eq!((addresses("used"), addresses("free")), (0.0, 5.0));
+    cluster.cnet(&["run", "-d", "--name", "counted", "--network", "small"]).ok();
+    assert_eq!((addresses("used"), addresses("free")), (1.0, 4.0));
+    cluster.cnet(&["rm", "-f", "counted"]).ok();
+    assert_eq!((addresses("used"), addresses("free")), (0.0, 5.0));
 }

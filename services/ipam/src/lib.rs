@@ -7,6 +7,7 @@
 //! - `store`: pools and allocations in the service's sled store, one key per allocation.
 //! - `registry`: the in-memory state behind one lock, persisted and flushed before every
 //!   reply to a mutation.
+//! - `metrics`: used and free addresses per pool, for the metrics endpoint.
 //! - `grpc`: the `cnet.ipam.v1.Ipam` service; the only place that sees prost types and
 //!   maps errors to status codes.
 //!
@@ -15,6 +16,7 @@
 
 pub mod domain;
 mod grpc;
+mod metrics;
 mod registry;
 mod store;
 

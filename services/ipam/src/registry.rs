@@ -20,6 +20,7 @@ use crate::{
         self, Allocation, AllocationRequest, Allocator, Outcome, Owner, PoolId, PoolRequest,
         PoolSummary,
     },
+    metrics,
     store::Records,
 };
 
@@ -36,6 +37,7 @@ impl Registry {
         let pools = allocator.pools();
         let allocations: u64 = pools.iter().map(|summary| summary.allocated).sum();
         tracing::info!(pools = pools.len(), allocations, "state loaded");
+        pools.iter().for_each(metrics::record);
         Ok(Self { allocator: Mutex::new(allocator), records })
     }
 
@@ -54,7 +56,9 @@ impl Registry {
                 "pool created"
             );
         }
-        Ok(allocator.pool(&request.id)?)
+        let summary = allocator.pool(&request.id)?;
+        metrics::record(&summary);
+        Ok(summary)
     }
 
     pub async fn pool(&self, id: &PoolId) -> Result<PoolSummary, Error> {
@@ -80,6 +84,7 @@ impl Registry {
             return Err(error.into());
         }
         tracing::info!(pool = %id, allocations = removed.allocations.len(), "pool deleted");
+        metrics::forget(id);
         Ok(())
     }
 
@@ -100,6 +105,7 @@ impl Registry {
             is_static = allocation.is_static,
             "address allocated"
         );
+        record_pool(&allocator, &allocation.pool_id);
         Ok(allocation)
     }
 
@@ -119,12 +125,19 @@ impl Registry {
             return Err(error.into());
         }
         tracing::info!(pool = %pool_id, owner = %owner, address = %allocation.address, "address released");
+        record_pool(&allocator, pool_id);
         Ok(Some(allocation))
     }
 
     /// The allocations of one pool, or of all pools when `pool_id` is None.
     pub async fn allocations(&self, pool_id: Option<&PoolId>) -> Result<Vec<Allocation>, Error> {
         Ok(self.allocator.lock().await.allocations(pool_id)?)
+    }
+}
+
+fn record_pool(allocator: &Allocator, id: &PoolId) {
+    if let Ok(summary) = allocator.pool(id) {
+        metrics::record(&summary);
     }
 }
 
