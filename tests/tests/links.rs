@@ -72,6 +72,12 @@ fn an_alias_link_names_alias_hostname_and_name_and_passes_variables() {
     for variable in ["DB_NAME=/centos5/db", "DB_ENV_FOO=bar"] {
         assert!(logs.lines().any(|l| l == variable), "{variable} in the process env: {logs}");
     }
+    // `exec` runs with the container's environment, as `docker exec` does.
+    let env = cluster.cnet(&["exec", "-e", "EXTRA=1", "centos5", "--", "env"]).ok();
+    for variable in ["DB_NAME=/centos5/db", "HOME=/root", "EXTRA=1"] {
+        assert!(env.lines().any(|l| l == variable), "{variable} in exec's env: {env}");
+    }
+    assert!(!env.contains("CNET_RUNTIME_DIR"), "not the CLI's environment: {env}");
 }
 
 #[test]

@@ -1,5 +1,10 @@
-//! Telling a process from a later one that got the same pid: a pid plus the start time
-//! the kernel recorded for it names one process for good.
+//! Container processes: the search path they start with, and telling a process from a
+//! later one that got the same pid (a pid plus the start time the kernel recorded for it
+//! names one process for good).
+
+/// `PATH` of a container's process and of commands `cnet exec` runs beside it (Docker's
+/// default when an image sets none).
+pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Start time of a live process (field 22 of /proc/<pid>/stat, in clock ticks since
 /// boot); `None` when there is no such process or it is a zombie.

@@ -14,9 +14,8 @@ use std::{
     time::{Duration, UNIX_EPOCH},
 };
 
+use cnet_common::process::CONTAINER_PATH;
 use tokio::io::unix::AsyncFd;
-
-const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Files the gateway keeps for one container, under `<state_dir>/containers/<id>/`.
 #[derive(Debug, Clone)]

@@ -13,7 +13,8 @@ use std::{
     process::{Command, ExitStatus},
 };
 
-use cnet_proto::gateway::v1::ContainerState;
+use cnet_common::process::CONTAINER_PATH;
+use cnet_proto::gateway::v1::{Container, ContainerState};
 use nix::sched::{CloneFlags, setns};
 
 use crate::{Failure, cli::ExecArgs, gateway::Gateway};
@@ -31,7 +32,25 @@ pub async fn exec(gateway: &Gateway, args: &ExecArgs) -> anyhow::Result<i32> {
         return Err(Failure::new(1, "cnet exec must run as root to enter a container").into());
     }
     let namespaces = Namespaces::open(container.pid)?;
-    run_inside(&namespaces, &args.command, &args.env)
+    run_inside(&namespaces, &args.command, &environment(&container, &args.env))
+}
+
+/// What `docker exec` gives a command: the container's environment (its `-e` and link
+/// variables, over the defaults its own process got), then the exec's own `-e`.
+fn environment(container: &Container, extra: &[(String, String)]) -> Vec<(String, String)> {
+    let defaults =
+        [("PATH", CONTAINER_PATH), ("HOSTNAME", container.hostname.as_str()), ("HOME", "/root")];
+    let mut env: Vec<(String, String)> =
+        defaults.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+    let own = container.env.iter().map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key.to_owned(), value.to_owned())
+    });
+    for (key, value) in own.chain(extra.iter().cloned()) {
+        env.retain(|(existing, _)| *existing != key);
+        env.push((key, value));
+    }
+    env
 }
 
 /// Handles on a process's namespaces. They are opened before forking so that the
@@ -58,7 +77,8 @@ impl Namespaces {
     }
 }
 
-/// Runs `command` in `namespaces` and returns its exit code (128 + signal if killed).
+/// Runs `command` in `namespaces` with exactly `env` and returns its exit code (128 +
+/// signal if killed).
 pub fn run_inside(
     namespaces: &Namespaces,
     command: &[String],
@@ -73,7 +93,7 @@ pub fn run_inside(
         (namespaces.mnt.as_raw_fd(), CloneFlags::CLONE_NEWNS),
     ];
     let mut child = Command::new(program);
-    child.args(args).envs(env.iter().map(|(key, value)| (key, value)));
+    child.args(args).env_clear().envs(env.iter().map(|(key, value)| (key, value)));
     // SAFETY: the closure runs between fork and exec and only makes syscalls (setns,
     // chdir); it allocates nothing and takes no locks.
     unsafe { child.pre_exec(move || enter(&fds)) };
