@@ -1,6 +1,7 @@
 //! Observability: one `cnet run` is one distributed trace across the gateway and every
-//! service it drives (collected by an OTLP receiver of the test's own), and each
-//! service's Prometheus endpoint counts its requests.
+//! service it drives (collected by an OTLP receiver of the test's own, which also takes
+//! the metrics the services push), and each service's Prometheus endpoint counts its
+//! requests.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -10,11 +11,19 @@ use std::{
 
 use cnet_tests::{Cluster, eventually};
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
+    collector::{
+        metrics::v1::{
+            ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+            metrics_service_server::{MetricsService, MetricsServiceServer},
+        },
+        trace::v1::{
+            ExportTraceServiceRequest, ExportTraceServiceResponse,
+            trace_service_server::{TraceService, TraceServiceServer},
+        },
     },
-    common::v1::any_value,
+    common::v1::{KeyValue, any_value},
+    metrics::v1::{metric::Data, number_data_point},
+    resource::v1::Resource,
 };
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -31,9 +40,59 @@ struct Seen {
     parent: Vec<u8>,
 }
 
+/// One received metric data point: service, metric name, `method` attribute, value.
+type Point = (String, String, String, f64);
+
 #[derive(Clone, Default)]
 struct Receiver {
     spans: Arc<Mutex<Vec<Seen>>>,
+    points: Arc<Mutex<Vec<Point>>>,
+}
+
+fn string_attribute(attributes: &[KeyValue], key: &str) -> String {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| match &v.value {
+            Some(any_value::Value::StringValue(value)) => Some(value.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn service_of(resource: Option<&Resource>) -> String {
+    resource.map(|r| string_attribute(&r.attributes, "service.name")).unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let mut points = self.points.lock().unwrap();
+        for resource_metrics in request.into_inner().resource_metrics {
+            let service = service_of(resource_metrics.resource.as_ref());
+            for metric in resource_metrics.scope_metrics.into_iter().flat_map(|s| s.metrics) {
+                let numbers = match metric.data {
+                    Some(Data::Sum(sum)) => sum.data_points,
+                    Some(Data::Gauge(gauge)) => gauge.data_points,
+                    _ => continue,
+                };
+                for point in numbers {
+                    let value = match point.value {
+                        Some(number_data_point::Value::AsDouble(v)) => v,
+                        Some(number_data_point::Value::AsInt(v)) => v as f64,
+                        None => continue,
+                    };
+                    let method = string_attribute(&point.attributes, "method");
+                    points.push((service.clone(), metric.name.clone(), method, value));
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
 }
 
 #[tonic::async_trait]
@@ -44,17 +103,7 @@ impl TraceService for Receiver {
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let mut seen = self.spans.lock().unwrap();
         for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| kv.value.as_ref())
-                .and_then(|v| match &v.value {
-                    Some(any_value::Value::StringValue(name)) => Some(name.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
+            let service = service_of(resource_spans.resource.as_ref());
             for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
                 seen.push(Seen {
                     service: service.clone(),
@@ -71,9 +120,9 @@ impl TraceService for Receiver {
 
 /// Serves OTLP on [`OTLP_ADDR`] in the cluster's network namespace: a thread enters it
 /// (setns affects only the calling thread) before making its runtime and listener.
-fn start_receiver(cluster: &Cluster) -> Arc<Mutex<Vec<Seen>>> {
+fn start_receiver(cluster: &Cluster) -> Receiver {
     let receiver = Receiver::default();
-    let spans = receiver.spans.clone();
+    let received = receiver.clone();
     let netns = format!("/proc/{}/ns/net", cluster.ns_pid);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -86,14 +135,15 @@ fn start_receiver(cluster: &Cluster) -> Arc<Mutex<Vec<Seen>>> {
             let listener = tokio::net::TcpListener::bind(OTLP_ADDR).await.expect("bind OTLP");
             ready_tx.send(()).unwrap();
             tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(receiver))
+                .add_service(TraceServiceServer::new(receiver.clone()))
+                .add_service(MetricsServiceServer::new(receiver))
                 .serve_with_incoming(TcpListenerStream::new(listener))
                 .await
                 .expect("serve OTLP");
         });
     });
     ready_rx.recv_timeout(Duration::from_secs(10)).expect("OTLP receiver started");
-    spans
+    received
 }
 
 /// The spans of `trace_id`.
@@ -118,12 +168,15 @@ fn tree_problem(spans: &[Seen], services: &[&str]) -> Option<String> {
 #[test]
 fn one_cnet_run_is_one_trace_across_all_services() {
     let cluster = Cluster::bare();
-    let spans = start_receiver(&cluster);
+    let receiver = start_receiver(&cluster);
+    let spans = receiver.spans.clone();
     let endpoint = format!("http://{OTLP_ADDR}");
     let cluster = cluster.with_env(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-        // Export within a fraction of a second instead of the default 5 s.
+        // Export within a fraction of a second instead of the default 5 s (spans) and
+        // 60 s (metrics).
         ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
     ]);
     cluster.up();
     cluster.cnet(&["network", "create", "--subnet", "10.77.0.0/24", "traced"]).ok();
@@ -150,6 +203,28 @@ fn one_cnet_run_is_one_trace_across_all_services() {
     {
         assert!(spans.iter().any(|s| s.name == step), "no {step:?} span in {spans:#?}");
     }
+
+    // The same registry as the Prometheus endpoint, pushed: the run is counted.
+    let run_method = "/cnet.gateway.v1.ContainerService/RunContainer";
+    eventually("the gateway to push its request counter", 20, || {
+        let points = receiver.points.lock().unwrap();
+        points
+            .iter()
+            .any(|(service, name, method, value)| {
+                service == "cnet-gateway"
+                    && name == "cnet_grpc_requests_total"
+                    && method == run_method
+                    && *value >= 1.0
+            })
+            .then_some(())
+    });
+    eventually("ipam to push its pool gauges", 20, || {
+        let points = receiver.points.lock().unwrap();
+        points
+            .iter()
+            .any(|(service, name, ..)| service == "cnet-ipam" && name == "cnet_ipam_addresses")
+            .then_some(())
+    });
 }
 
 /// The value of the sample `name{labels}` in a Prometheus exposition, 0 if absent.

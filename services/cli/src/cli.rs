@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use cnet_common::config::{DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR, socket_path};
+use cnet_common::config::{ClientTlsFiles, DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR, socket_path};
+use tonic::transport::ClientTlsConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,7 +23,7 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Gateway address (unix:///path, /path, tcp://host:port) [default: unix://<runtime-dir>/gateway.sock]
+    /// Gateway address (unix:///path, /path, tcp://host:port, https://host:port) [default: unix://<runtime-dir>/gateway.sock]
     #[arg(short = 'H', long, env = "CNET_HOST", global = true)]
     pub host: Option<String>,
     /// Directory for the cluster's sockets, namespaces and pid file
@@ -31,15 +32,54 @@ pub struct GlobalArgs {
     /// Directory for the cluster's persistent state and service logs
     #[arg(long, env = "CNET_STATE_DIR", default_value = DEFAULT_STATE_DIR, global = true)]
     pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// Docker's client TLS flags, for a gateway on `https://` (or `tcp://` with them, as
+/// `docker --tlsverify -H tcp://...` does).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Trust only gateway certificates signed by this CA (PEM)
+    #[arg(long = "tlscacert", env = "CNET_TLS_CACERT", value_name = "FILE", global = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate to present to the gateway (PEM)
+    #[arg(long = "tlscert", env = "CNET_TLS_CERT", value_name = "FILE", global = true)]
+    pub cert: Option<PathBuf>,
+    /// Private key of the client certificate (PEM)
+    #[arg(long = "tlskey", env = "CNET_TLS_KEY", value_name = "FILE", global = true)]
+    pub key: Option<PathBuf>,
 }
 
 impl GlobalArgs {
-    /// The gateway address: `--host`, else the gateway socket in the runtime dir.
+    /// The gateway address: `--host`, else the gateway socket in the runtime dir. With
+    /// `--tlscacert`, a `tcp://` host is dialled with TLS.
     pub fn gateway_target(&self) -> String {
         match &self.host {
-            Some(host) => host.clone(),
+            Some(host) => match host.strip_prefix("tcp://") {
+                Some(rest) if self.tls.ca_cert.is_some() => format!("https://{rest}"),
+                _ => host.clone(),
+            },
             None => format!("unix://{}", socket_path(&self.runtime_dir, "gateway").display()),
         }
+    }
+
+    /// The client TLS settings the flags give, read and checked; `None` without flags.
+    pub fn client_tls(&self) -> anyhow::Result<Option<ClientTlsConfig>> {
+        let TlsArgs { ca_cert, cert, key } = &self.tls;
+        let Some(ca) = ca_cert else {
+            if cert.is_some() || key.is_some() {
+                anyhow::bail!("--tlscert and --tlskey need --tlscacert (the CA to trust)");
+            }
+            return Ok(None);
+        };
+        let files = ClientTlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            server_name: None,
+        };
+        Ok(Some(cnet_common::tls::client_config(&files)?))
     }
 }
 

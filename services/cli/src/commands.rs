@@ -30,8 +30,24 @@ pub fn init_process(command: &Command) {
     if !matches!(command, Command::Up(_) | Command::Down) {
         // Die quietly on a closed pipe (`cnet ps | head -1`) like other Unix tools,
         // instead of panicking in println!. The supervisor keeps Rust's default.
-        // SAFETY: called before any other thread exists; SIG_DFL has no handler.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        // SAFETY: called before any other thread exists; the handler only makes
+        // async-signal-safe calls.
+        unsafe { libc::signal(libc::SIGPIPE, on_sigpipe as *const () as libc::sighandler_t) };
+    }
+}
+
+/// SIGPIPE: die of it (as with SIG_DFL) when stdout or stderr is a closed pipe; ignore it
+/// when it is the gateway's connection that broke (a TLS gateway that refused our client
+/// certificate closes it under our first write), so that the call fails with a message.
+extern "C" fn on_sigpipe(_: libc::c_int) {
+    let mut fds = [1, 2].map(|fd| libc::pollfd { fd, events: libc::POLLOUT, revents: 0 });
+    // SAFETY: poll, signal and raise are async-signal-safe; `fds` outlives the call.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0);
+        if fds.iter().any(|fd| fd.revents & (libc::POLLERR | libc::POLLHUP) != 0) {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
     }
 }
 
@@ -44,7 +60,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<i32> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             // The channel spawns its connection task, so it is made inside the runtime.
             runtime.block_on(async {
-                let gateway = Gateway::connect(&cli.global.gateway_target())?;
+                let tls = cli.global.client_tls()?;
+                let gateway = Gateway::connect_with(&cli.global.gateway_target(), tls.as_ref())?;
                 dispatch(&gateway, command).await
             })
         }

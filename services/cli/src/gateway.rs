@@ -9,7 +9,10 @@ use cnet_proto::gateway::v1::{
     container_service_client::ContainerServiceClient, network_service_client::NetworkServiceClient,
     system_service_client::SystemServiceClient,
 };
-use tonic::{Code, Status, transport::Channel};
+use tonic::{
+    Code, Status,
+    transport::{Channel, ClientTlsConfig},
+};
 
 pub struct Gateway {
     target: String,
@@ -22,7 +25,12 @@ impl Gateway {
     /// Nothing is dialled yet: the first call connects (and fails clearly if nobody
     /// listens).
     pub fn connect(target: &str) -> anyhow::Result<Self> {
-        let channel = cnet_common::client::channel(target)?;
+        Self::connect_with(target, None)
+    }
+
+    /// Like [`Gateway::connect`]; `tls` is used for an `https://` or `tls://` target.
+    pub fn connect_with(target: &str, tls: Option<&ClientTlsConfig>) -> anyhow::Result<Self> {
+        let channel = cnet_common::client::channel_with(target, tls)?;
         Ok(Self {
             target: target.to_owned(),
             networks: NetworkServiceClient::new(channel.clone()),
@@ -133,6 +141,12 @@ impl Gateway {
 /// The message for a failed call: the gateway's own words, or a hint to start cnet
 /// when the gateway could not be reached at all.
 pub fn describe(target: &str, status: &Status) -> String {
+    if let Some(cause) = tls_failure(target, status) {
+        return format!(
+            "TLS with the cnet gateway at {target} failed: {cause} (check --tlscacert, \
+             --tlscert and --tlskey)"
+        );
+    }
     // A status decoded from the wire never has a source; one made locally from a
     // transport error does. That tells "gateway down" from the gateway's own
     // UNAVAILABLE ("a backing service cannot be reached").
@@ -146,6 +160,28 @@ pub fn describe(target: &str, status: &Status) -> String {
         "" => format!("gateway call failed: {}", status.code().description()),
         message => message.to_owned(),
     }
+}
+
+/// Why the TLS connection to a `https://` or `tls://` gateway failed (a certificate the
+/// other side refused), if that is what `status` says.
+fn tls_failure(target: &str, status: &Status) -> Option<String> {
+    if !(target.starts_with("https://") || target.starts_with("tls://")) {
+        return None;
+    }
+    let mut cause: &dyn std::error::Error = std::error::Error::source(status)?;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let cause = cause.to_string();
+    let lower = cause.to_lowercase();
+    if ["certificate", "alert", "tls", "handshake"].iter().any(|word| lower.contains(word)) {
+        return Some(cause);
+    }
+    // The gateway's alert may be lost when it closes the connection under our first
+    // write: what is left is a closed connection or a broken pipe.
+    let closed = ["connection closed", "broken pipe"].iter().any(|words| lower.contains(words));
+    (closed && matches!(status.code(), Code::Cancelled | Code::Unknown))
+        .then(|| "the gateway closed the connection (did it refuse the client certificate?)".into())
 }
 
 #[cfg(test)]
@@ -181,6 +217,32 @@ mod tests {
         // The gateway's own UNAVAILABLE is not "cnet is down".
         let status = Status::unavailable("ipam service unreachable");
         assert_eq!(describe("unix:///x", &status), "ipam service unreachable");
+    }
+
+    #[test]
+    fn a_refused_tls_handshake_says_so() {
+        let tls_error = |code: Code, cause: &str| {
+            let mut status = Status::new(code, "transport error");
+            let cause = std::io::Error::new(std::io::ErrorKind::InvalidData, cause.to_owned());
+            status.set_source(std::sync::Arc::new(cause));
+            status
+        };
+        let status = tls_error(Code::Unknown, "received fatal alert: CertificateRequired");
+        assert_eq!(
+            describe("https://gw:7411", &status),
+            "TLS with the cnet gateway at https://gw:7411 failed: received fatal alert: \
+             CertificateRequired (check --tlscacert, --tlscert and --tlskey)"
+        );
+        let status = tls_error(Code::Cancelled, "connection closed");
+        assert!(
+            describe("tls://gw:7411", &status).contains("did it refuse the client certificate")
+        );
+        let status = tls_error(Code::Unavailable, "invalid peer certificate: UnknownIssuer");
+        assert!(describe("https://gw:7411", &status).contains("UnknownIssuer"));
+        // Not a TLS target: the usual messages.
+        let status = tls_error(Code::Unavailable, "connection refused");
+        assert!(describe("https://gw:7411", &status).contains("is cnet running?"));
+        assert!(describe("tcp://gw:7411", &status).contains("is cnet running?"));
     }
 
     /// A fake gateway answering one call proves the happy path through the real client.

@@ -1,14 +1,20 @@
-//! Serving a service's gRPC routes on its Unix socket (mode 0660) and, if configured, on
-//! TCP, with grpc.health.v1, server reflection, a per-request deadline, a global
-//! concurrency limit and one tracing span per request, whose parent is the caller's
-//! span when the request carries a W3C `traceparent` (see [`crate::telemetry`]), and,
-//! if `metrics_listen` is set, request metrics (see [`crate::metrics`]).
+//! Serving a service's gRPC routes on its Unix socket (mode 0660, group `socket_group`
+//! if set) and, if configured, on TCP (mutual TLS, or plaintext only with an explicit
+//! `insecure` opt-in, which logs a warning), with grpc.health.v1, server reflection, a
+//! per-request deadline, a global concurrency limit and one tracing span per request,
+//! whose parent is the caller's span when the request carries a W3C `traceparent` (see
+//! [`crate::telemetry`]), and, if `metrics_listen` is set, request metrics (see
+//! [`crate::metrics`]).
 
 use std::{future::Future, io, os::unix::fs::PermissionsExt, path::Path};
 
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
-use tonic::{server::NamedService, service::Routes, transport::Server};
+use tonic::{
+    server::NamedService,
+    service::Routes,
+    transport::{Server, ServerTlsConfig},
+};
 use tonic_health::server::HealthReporter;
 use tower::{limit::GlobalConcurrencyLimitLayer, util::option_layer};
 
@@ -24,13 +30,28 @@ pub struct Listeners {
     service: String,
     unix: UnixListener,
     tcp: Option<TcpListener>,
+    /// TLS of `tcp`; `None` only with `insecure`.
+    tls: Option<ServerTlsConfig>,
     metrics: Option<TcpListener>,
 }
 
 impl Listeners {
+    /// Binds the sockets. What [`ServerConfig::validate`] refuses (an unknown socket
+    /// group, TCP with neither TLS nor `insecure`, unreadable TLS files) fails here too,
+    /// with `InvalidInput`, for callers that skip [`crate::service::prepare`].
     pub async fn bind(service: &str, config: &ServerConfig) -> io::Result<Self> {
+        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let gid =
+            config.socket_gid().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = match &config.tls {
+            Some(files) => Some(
+                crate::tls::server_config(files)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
+        };
         let path = config.socket_path(service);
-        let unix = bind_unix(&path)
+        let unix = bind_unix(&path, gid)
             .map_err(|e| io::Error::new(e.kind(), format!("listen on {}: {e}", path.display())))?;
         let tcp = match config.listen_tcp {
             Some(addr) => Some(
@@ -46,14 +67,29 @@ impl Listeners {
             })?),
             None => None,
         };
+        if let Some(addr) = config.listen_tcp
+            && tls.is_none()
+        {
+            tracing::warn!(
+                service,
+                %addr,
+                "insecure: serving plaintext gRPC on TCP with no authentication; anyone who \
+                 can reach this address controls the service (use [server.tls])"
+            );
+            if !addr.ip().is_loopback() {
+                tracing::warn!(service, %addr, "insecure listener on a non-loopback address");
+            }
+        }
         tracing::info!(
             service,
             socket = %path.display(),
+            socket_gid = ?gid,
             tcp = ?config.listen_tcp,
+            tls = tls.is_some(),
             metrics = ?config.metrics_listen,
             "listening"
         );
-        Ok(Self { service: service.to_owned(), unix, tcp, metrics })
+        Ok(Self { service: service.to_owned(), unix, tcp, tls, metrics })
     }
 
     pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
@@ -61,7 +97,8 @@ impl Listeners {
     }
 }
 
-fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+/// Binds the socket, mode 0660, owned by the service's user and `gid` if given.
+fn bind_unix(path: &Path, gid: Option<u32>) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -72,6 +109,10 @@ fn bind_unix(path: &Path) -> io::Result<UnixListener> {
         _ => {}
     }
     let listener = UnixListener::bind(path)?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .map_err(|e| io::Error::new(e.kind(), format!("set its group to gid {gid}: {e}")))?;
+    }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     Ok(listener)
 }
@@ -144,7 +185,8 @@ pub async fn serve(
     };
     let limit = GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests);
     let metrics = listeners.metrics.map(|listener| tokio::spawn(metrics::serve(listener)));
-    let metered = metrics.is_some().then(|| MetricsLayer::new(&listeners.service));
+    let metered = (metrics.is_some() || crate::otlp_metrics::enabled())
+        .then(|| MetricsLayer::new(&listeners.service));
     let builder = || {
         Server::builder()
             .timeout(config.request_timeout())
@@ -157,7 +199,11 @@ pub async fn serve(
         .serve_with_incoming_shutdown(UnixListenerStream::new(listeners.unix), stopped());
     let served = match listeners.tcp {
         Some(tcp) => {
-            let tcp = builder()
+            let mut server = match listeners.tls {
+                Some(tls) => builder().tls_config(tls)?,
+                None => builder(),
+            };
+            let tcp = server
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(tcp), stopped());
             tokio::try_join!(unix, tcp).map(|_| ())

@@ -1,11 +1,12 @@
 //! What every service binary does before it serves: load its config (exiting 64, as
-//! operators' tooling expects, when it is invalid), start logging, open its store and
-//! bind its sockets.
+//! operators' tooling expects, when it is invalid, including who-may-talk settings: an
+//! unknown socket group, TCP without TLS or `insecure`, unreadable TLS files), start
+//! logging, set the default client TLS, open its store and bind its sockets.
 
 use std::path::PathBuf;
 
 use crate::{
-    EXIT_BAD_CONFIG,
+    EXIT_BAD_CONFIG, client,
     config::{self, CommonArgs, ServiceConfig},
     server::Listeners,
     store::{Store, StoreError},
@@ -33,8 +34,13 @@ pub async fn prepare<C: ServiceConfig>(
     log_filter: &str,
 ) -> Result<Prepared<C>, StartupError> {
     let config: C = config::load(service, args).unwrap_or_else(|error| bad_config(service, error));
-    if let Err(error) = config.validate() {
+    if let Err(error) = config.server().validate().and_then(|()| config.validate()) {
         bad_config(service, format!("invalid configuration: {error}"));
+    }
+    if let Some(files) = &config.server().client_tls {
+        let tls = crate::tls::client_config(files)
+            .unwrap_or_else(|error| bad_config(service, format!("invalid configuration: {error}")));
+        client::set_default_tls(Some(tls));
     }
     telemetry::init(service, log_filter);
     let dir = config.server().store_dir(service);

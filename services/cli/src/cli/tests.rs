@@ -148,3 +148,29 @@ fn definition_is_consistent() {
     use clap::CommandFactory;
     Cli::command().debug_assert();
 }
+
+#[test]
+fn docker_tls_flags_anywhere_on_the_line() {
+    let cli = parse(
+        "cnet -H tcp://127.0.0.1:7411 network ls --tlscacert /tls/ca.pem --tlscert \
+         /tls/cert.pem --tlskey /tls/key.pem",
+    );
+    assert_eq!(cli.global.tls.ca_cert, Some(PathBuf::from("/tls/ca.pem")));
+    assert_eq!(cli.global.tls.cert, Some(PathBuf::from("/tls/cert.pem")));
+    assert_eq!(cli.global.tls.key, Some(PathBuf::from("/tls/key.pem")));
+    // With a CA, tcp:// is dialled with TLS, as `docker --tlsverify -H tcp://` does.
+    assert_eq!(cli.global.gateway_target(), "https://127.0.0.1:7411");
+    let plain = parse("cnet -H tcp://127.0.0.1:7411 ps");
+    assert_eq!(plain.global.gateway_target(), "tcp://127.0.0.1:7411");
+    assert!(plain.global.client_tls().unwrap().is_none());
+}
+
+#[test]
+fn a_client_certificate_needs_a_ca_and_readable_files() {
+    let cli = parse("cnet --tlscert /tls/cert.pem --tlskey /tls/key.pem ps");
+    let error = cli.global.client_tls().unwrap_err().to_string();
+    assert!(error.contains("need --tlscacert"), "{error}");
+    let cli = parse("cnet --tlscacert /nonexistent/ca.pem ps");
+    let error = cli.global.client_tls().unwrap_err().to_string();
+    assert!(error.contains("read /nonexistent/ca.pem"), "{error}");
+}

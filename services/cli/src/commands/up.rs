@@ -170,7 +170,8 @@ fn detach(global: &GlobalArgs, bin_dir: &Path) -> anyhow::Result<i32> {
     };
     let mut daemon = command.spawn()?;
     let target = global.gateway_target();
-    match wait_until_up(&target, &pid_path(global), &mut daemon) {
+    let tls = global.client_tls()?;
+    match wait_until_up(&target, tls.as_ref(), &pid_path(global), &mut daemon) {
         Ok(()) => {
             print(&format!("cnet is up (gateway: {target})\n"))?;
             Ok(0)
@@ -185,14 +186,19 @@ fn detach(global: &GlobalArgs, bin_dir: &Path) -> anyhow::Result<i32> {
 
 /// Up means: the daemon recorded itself in the pid file (so `down` can find it) and
 /// the gateway answers SERVING.
-fn wait_until_up(target: &str, pid_path: &Path, daemon: &mut Child) -> Result<(), String> {
+fn wait_until_up(
+    target: &str,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+    pid_path: &Path,
+    daemon: &mut Child,
+) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     // The channel spawns its connection task, so it is made inside the runtime.
     let _entered = runtime.enter();
-    let channel = cnet_common::client::channel(target).map_err(|e| e.to_string())?;
+    let channel = cnet_common::client::channel_with(target, tls).map_err(|e| e.to_string())?;
     let mut health = HealthClient::new(channel);
     let deadline = Instant::now() + UP_TIMEOUT;
     loop {

@@ -6,7 +6,12 @@ use std::os::unix::fs::PermissionsExt;
 use super::*;
 
 fn global(dir: &Path) -> GlobalArgs {
-    GlobalArgs { host: None, runtime_dir: dir.join("run"), state_dir: dir.join("state") }
+    GlobalArgs {
+        host: None,
+        runtime_dir: dir.join("run"),
+        state_dir: dir.join("state"),
+        tls: Default::default(),
+    }
 }
 
 fn fake_binary(dir: &Path, name: &str, mode: u32) {
