@@ -22,12 +22,11 @@ use std::{future::Future, path::PathBuf, sync::Arc};
 
 use cnet_common::{
     config::{ServerConfig, ServiceConfig},
-    server::{Listeners, Standard, serve},
+    server::{Listeners, Starting},
     store::Store,
 };
 use cnet_proto::bridge::v1::bridge_agent_server::BridgeAgentServer;
 use serde::{Deserialize, Serialize};
-use tonic_health::ServingStatus;
 
 pub use crate::error::Error;
 use crate::{agent::Agent, grpc::BridgeService, kernel::Kernel, store::Records};
@@ -75,6 +74,7 @@ pub async fn run_with<K: Kernel>(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let mut starting = Starting::serve(listeners, &config.server, shutdown).await;
     let agent = Arc::new(Agent::new(kernel, Records::open(store)?, config.netns_dir()));
     let summary = reconcile::reconcile(&agent).await?;
     tracing::info!(
@@ -83,12 +83,8 @@ pub async fn run_with<K: Kernel>(
         failed = summary.failed,
         "reconciled"
     );
-    let mut standard = Standard::new();
-    standard.add_service(BridgeAgentServer::new(BridgeService::new(agent)));
-    let (health, routes) = standard.routes();
-    health.set_service_status("", ServingStatus::Serving).await;
-    health.set_serving::<BridgeAgentServer<BridgeService<K>>>().await;
-    serve(listeners, routes, &config.server, shutdown).await?;
+    starting.add_service(BridgeAgentServer::new(BridgeService::new(agent)));
+    starting.ready().await?;
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! [`crate::telemetry`]), and, if `metrics_listen` is set, request metrics (see
 //! [`crate::metrics`]).
 
+mod starting;
+
 use std::{future::Future, io, os::unix::fs::PermissionsExt, path::Path};
 
 use tokio::net::{TcpListener, UnixListener};
@@ -17,6 +19,8 @@ use tonic::{
 };
 use tonic_health::server::HealthReporter;
 use tower::{limit::GlobalConcurrencyLimitLayer, util::option_layer};
+
+pub use starting::{Serving, Starting};
 
 use crate::{
     config::ServerConfig,

@@ -19,7 +19,7 @@ use std::future::Future;
 
 use cnet_common::{
     config::{ServerConfig, ServiceConfig, socket_path},
-    server::{Listeners, Standard},
+    server::{Listeners, Starting},
     store::Store,
 };
 use cnet_proto::gateway::v1::{
@@ -102,29 +102,20 @@ pub async fn run(
     );
     let api = grpc::Api::new(gateway.clone(), config.server.state_dir.clone());
 
-    let mut standard = Standard::new();
-    standard
+    let mut starting = Starting::serve(listeners, &config.server, shutdown).await;
+    gateway.reconcile().await?;
+    starting
         .add_service(SystemServiceServer::new(api.clone()))
         .add_service(NetworkServiceServer::new(api.clone()))
         .add_service(ContainerServiceServer::new(api));
-    let (health, routes) = standard.routes();
-    health.set_not_serving::<NetworkServiceServer<grpc::Api>>().await;
-    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
-
-    let serving = tokio::spawn({
-        let server = config.server.clone();
-        async move { cnet_common::server::serve(listeners, routes, &server, shutdown).await }
-    });
-    gateway.reconcile().await?;
-    health.set_serving::<NetworkServiceServer<grpc::Api>>().await;
-    health.set_serving::<ContainerServiceServer<grpc::Api>>().await;
-    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let serving = starting.open().await;
     tokio::spawn({
         let config = config.clone();
-        health::follow_dependencies(health, move |service| config.endpoint(service))
+        health::follow_dependencies(serving.health().clone(), move |service| {
+            config.endpoint(service)
+        })
     });
-    tracing::info!("gateway ready");
-    serving.await??;
+    serving.until_shutdown().await?;
     Ok(())
 }
 

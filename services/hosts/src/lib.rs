@@ -30,12 +30,11 @@ use std::{
 
 use cnet_common::{
     config::{ServerConfig, ServiceConfig},
-    server::{self, Listeners, Standard},
+    server::{Listeners, Starting},
     store::{Store, StoreError},
 };
 use cnet_proto::hosts::v1::hosts_server::HostsServer;
 use serde::{Deserialize, Serialize};
-use tonic_health::ServingStatus;
 
 use crate::{
     files::FileTree,
@@ -126,13 +125,10 @@ pub async fn run(
         hosts: config.host_hosts.clone(),
         resolv_conf: config.host_resolv_conf.clone(),
     };
+    let mut starting = Starting::serve(listeners, &config.server, shutdown).await;
     let registry = Registry::open(store, files, host).await?;
-    let mut standard = Standard::new();
-    standard.add_service(HostsServer::new(HostsService::new(registry)));
-    let (health, routes) = standard.routes();
-    health.set_serving::<HostsServer<HostsService>>().await;
-    health.set_service_status("", ServingStatus::Serving).await;
-    server::serve(listeners, routes, &config.server, shutdown).await?;
+    starting.add_service(HostsServer::new(HostsService::new(registry)));
+    starting.ready().await?;
     tracing::info!("stopped");
     Ok(())
 }

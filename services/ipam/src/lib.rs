@@ -24,12 +24,11 @@ use std::future::Future;
 
 use cnet_common::{
     config::{ServerConfig, ServiceConfig},
-    server::{self, Listeners, Standard},
+    server::{Listeners, Starting},
     store::{Store, StoreError},
 };
 use cnet_proto::ipam::v1::ipam_server::IpamServer;
 use serde::{Deserialize, Serialize};
-use tonic_health::ServingStatus;
 
 use crate::{grpc::IpamService, registry::Registry};
 
@@ -68,13 +67,10 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let mut starting = Starting::serve(listeners, &config.server, shutdown).await;
     let registry = Registry::open(store).await?;
-    let mut standard = Standard::new();
-    standard.add_service(IpamServer::new(IpamService::new(registry)));
-    let (health, routes) = standard.routes();
-    health.set_serving::<IpamServer<IpamService>>().await;
-    health.set_service_status("", ServingStatus::Serving).await;
-    server::serve(listeners, routes, &config.server, shutdown).await?;
+    starting.add_service(IpamServer::new(IpamService::new(registry)));
+    starting.ready().await?;
     tracing::info!("stopped");
     Ok(())
 }

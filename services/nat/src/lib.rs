@@ -30,12 +30,11 @@ use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use cnet_common::{
     config::{ServerConfig, ServiceConfig},
-    server::{self, Listeners, Standard},
+    server::{Listeners, Starting},
     store::Store,
 };
 use cnet_proto::nat::v1::nat_server::NatServer;
 use serde::{Deserialize, Serialize};
-use tonic_health::ServingStatus;
 
 pub use crate::error::Error;
 use crate::{
@@ -161,6 +160,7 @@ pub async fn run_with(
 ) -> Result<(), Error> {
     let settings =
         proxy::Settings { udp_idle_timeout: Duration::from_secs(config.udp_idle_timeout_secs) };
+    let mut starting = Starting::serve(listeners, &config.server, shutdown).await;
     let registry = Arc::new(Registry::open(Records::open(store)?, firewall, settings).await?);
     let checker = (config.check_interval_secs > 0).then(|| {
         let registry = registry.clone();
@@ -175,12 +175,8 @@ pub async fn run_with(
             }
         })
     });
-    let mut standard = Standard::new();
-    standard.add_service(NatServer::new(NatService::new(registry.clone())));
-    let (health, routes) = standard.routes();
-    health.set_serving::<NatServer<NatService>>().await;
-    health.set_service_status("", ServingStatus::Serving).await;
-    let served = server::serve(listeners, routes, &config.server, shutdown).await;
+    starting.add_service(NatServer::new(NatService::new(registry.clone())));
+    let served = starting.ready().await;
     if let Some(checker) = checker {
         checker.abort();
         let _ = checker.await;
