@@ -1,5 +1,5 @@
-//! Observability: one `cnet run` is one distributed trace across the gateway and every
-//! service it drives (collected by an OTLP receiver of the test's own, which also takes
+//! Observability: one `cnet run` is one distributed trace from the CLI across the gateway
+//! and every service it drives (collected by an OTLP receiver of the test's own, which also takes
 //! the metrics the services push), and each service's Prometheus endpoint counts its
 //! requests.
 
@@ -187,9 +187,16 @@ fn one_cnet_run_is_one_trace_across_all_services() {
         spans.iter().find(|s| s.name.ends_with("ContainerService/RunContainer")).cloned()
     });
     assert_eq!(run.service, "cnet-gateway", "{run:?}");
-    assert!(run.parent.is_empty(), "the run starts the trace: {run:?}");
-    let services =
-        ["cnet-gateway", "cnet-ipam", "cnet-bridge", "cnet-dns", "cnet-hosts", "cnet-nat"];
+    assert!(!run.parent.is_empty(), "the CLI's span is the parent: {run:?}");
+    let services = [
+        "cnet-cli",
+        "cnet-gateway",
+        "cnet-ipam",
+        "cnet-bridge",
+        "cnet-dns",
+        "cnet-hosts",
+        "cnet-nat",
+    ];
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let spans = trace(&spans, &run.trace_id);
@@ -197,8 +204,11 @@ fn one_cnet_run_is_one_trace_across_all_services() {
         assert!(Instant::now() < deadline, "{problem}\nspans of the trace: {spans:#?}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Gateway steps are spans of their own, between the request and the backends.
+    // The command itself is the root.
     let spans = trace(&spans, &run.trace_id);
+    let root = spans.iter().find(|s| s.parent.is_empty()).expect("a root");
+    assert_eq!((root.service.as_str(), root.name.as_str()), ("cnet-cli", "cnet run"));
+    // Gateway steps are spans of their own, between the request and the backends.
     for step in ["allocate address", "create sandbox and veths", "publish ports", "register names"]
     {
         assert!(spans.iter().any(|s| s.name == step), "no {step:?} span in {spans:#?}");

@@ -129,6 +129,32 @@ impl Command {
             _ => 1,
         }
     }
+
+    /// The command as typed, without arguments: `run`, `network create`, …
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Network(NetworkCommand::Create(_)) => "network create",
+            Command::Network(NetworkCommand::Ls(_)) => "network ls",
+            Command::Network(NetworkCommand::Inspect(_)) => "network inspect",
+            Command::Network(NetworkCommand::Rm(_)) => "network rm",
+            Command::Network(NetworkCommand::Prune(_)) => "network prune",
+            Command::Network(NetworkCommand::Connect(_)) => "network connect",
+            Command::Network(NetworkCommand::Disconnect(_)) => "network disconnect",
+            Command::System(SystemCommand::Check(_)) => "system check",
+            Command::Create(_) => "create",
+            Command::Run(_) => "run",
+            Command::Ps(_) => "ps",
+            Command::Inspect(_) => "inspect",
+            Command::Start(_) => "start",
+            Command::Stop(_) => "stop",
+            Command::Rm(_) => "rm",
+            Command::Logs(_) => "logs",
+            Command::Port(_) => "port",
+            Command::Exec(_) => "exec",
+            Command::Up(_) => "up",
+            Command::Down => "down",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,25 +9,28 @@ pub mod up;
 
 use std::io::{IsTerminal, Write};
 
+use tracing::Instrument;
+
 use crate::{
     cli::{Cli, Command, NetworkCommand, SystemCommand},
     gateway::Gateway,
 };
 
-/// Process-wide setup that depends on the command, done once in `main`.
+/// Process-wide setup that depends on the command, done once in `main`. Gateway
+/// commands set up logging (and trace export) inside their runtime instead.
 pub fn init_process(command: &Command) {
-    // The supervisor logs what it does; other commands stay quiet unless RUST_LOG says.
-    let default_filter = if matches!(command, Command::Up(_)) { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // `up -d` logs to a file, where colour codes are noise.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
-    if !matches!(command, Command::Up(_) | Command::Down) {
+    if matches!(command, Command::Up(_) | Command::Down) {
+        // The supervisor logs what it does.
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            // `up -d` logs to a file, where colour codes are noise.
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .init();
+    } else {
         // Die quietly on a closed pipe (`cnet ps | head -1`) like other Unix tools,
         // instead of panicking in println!. The supervisor keeps Rust's default.
         // SAFETY: called before any other thread exists; the handler only makes
@@ -60,9 +63,20 @@ pub fn execute(cli: Cli) -> anyhow::Result<i32> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             // The channel spawns its connection task, so it is made inside the runtime.
             runtime.block_on(async {
+                // Quiet unless RUST_LOG says; spans exported when OTEL_* says (the
+                // exporter needs the runtime).
+                cnet_common::telemetry::init("cli", "warn");
                 let tls = cli.global.client_tls()?;
                 let gateway = Gateway::connect_with(&cli.global.gateway_target(), tls.as_ref())?;
-                dispatch(&gateway, command).await
+                let span = tracing::info_span!(
+                    "cnet",
+                    command = command.name(),
+                    otel.name = format!("cnet {}", command.name()),
+                    otel.kind = "client",
+                );
+                let done = dispatch(&gateway, command).instrument(span).await;
+                cnet_common::telemetry::shutdown().await;
+                done
             })
         }
     }

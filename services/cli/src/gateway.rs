@@ -9,16 +9,16 @@ use cnet_proto::gateway::v1::{
     container_service_client::ContainerServiceClient, network_service_client::NetworkServiceClient,
     system_service_client::SystemServiceClient,
 };
-use tonic::{
-    Code, Status,
-    transport::{Channel, ClientTlsConfig},
-};
+use cnet_common::client::TracedChannel;
+use tonic::{Code, Status, transport::ClientTlsConfig};
 
+/// Each call carries the current span's trace context, so that the command's own span
+/// is the root of the trace the gateway and its services add to.
 pub struct Gateway {
     target: String,
-    networks: NetworkServiceClient<Channel>,
-    containers: ContainerServiceClient<Channel>,
-    system: SystemServiceClient<Channel>,
+    networks: NetworkServiceClient<TracedChannel>,
+    containers: ContainerServiceClient<TracedChannel>,
+    system: SystemServiceClient<TracedChannel>,
 }
 
 impl Gateway {
@@ -30,7 +30,7 @@ impl Gateway {
 
     /// Like [`Gateway::connect`]; `tls` is used for an `https://` or `tls://` target.
     pub fn connect_with(target: &str, tls: Option<&ClientTlsConfig>) -> anyhow::Result<Self> {
-        let channel = cnet_common::client::channel_with(target, tls)?;
+        let channel = cnet_common::client::traced_channel_with(target, tls)?;
         Ok(Self {
             target: target.to_owned(),
             networks: NetworkServiceClient::new(channel.clone()),

@@ -43,6 +43,7 @@ pub async fn prepare<C: ServiceConfig>(
         client::set_default_tls(Some(tls));
     }
     telemetry::init(service, log_filter);
+    crate::otlp_metrics::start(service);
     let dir = config.server().store_dir(service);
     let store = Store::open(&dir).map_err(|source| StartupError::Store { dir, source })?;
     let listeners = Listeners::bind(service, config.server()).await?;

@@ -7,7 +7,8 @@
 //! resource is `service.name = cnet-<service>` unless `OTEL_SERVICE_NAME` or
 //! `OTEL_RESOURCE_ATTRIBUTES` say otherwise (the SDK reads both).
 //!
-//! Metrics go the same way when the same variables say so ([`crate::otlp_metrics`]).
+//! Services push metrics the same way when the same variables say so
+//! ([`crate::otlp_metrics`]).
 //!
 //! W3C trace context crosses process boundaries through [`inject`] (used by
 //! [`crate::client`]) and [`adopt_remote_parent`] (used by [`crate::server`]).
@@ -47,7 +48,6 @@ pub fn init(service: &str, default_filter: &str) {
         tracing_opentelemetry::layer().with_tracer(tracer).with_filter(EnvFilter::new(OTEL_FILTER))
     });
     tracing_subscriber::registry().with(logs).with(traces).init();
-    crate::otlp_metrics::start(service);
     tracing::debug!(service, otlp = enabled(), "logging initialised");
 }
 
