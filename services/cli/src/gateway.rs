@@ -1,6 +1,7 @@
 //! The CLI's connection to the gateway: one lazily connecting channel, one method per
 //! RPC, and the rule that turns a failed call into a message for people.
 
+use cnet_common::client::TracedChannel;
 use cnet_proto::gateway::v1::{
     CheckRequest, ConnectNetworkRequest, Container, CreateContainerRequest, CreateNetworkRequest,
     DisconnectNetworkRequest, Drift, InspectContainerRequest, InspectNetworkRequest,
@@ -9,8 +10,11 @@ use cnet_proto::gateway::v1::{
     container_service_client::ContainerServiceClient, network_service_client::NetworkServiceClient,
     system_service_client::SystemServiceClient,
 };
-use cnet_common::client::TracedChannel;
 use tonic::{Code, Status, transport::ClientTlsConfig};
+
+/// Listings grow with the cluster (a container's record may take 256 KiB): the CLI reads
+/// replies far beyond tonic's 4 MiB default.
+const MAX_REPLY_BYTES: usize = 256 * 1024 * 1024;
 
 /// Each call carries the current span's trace context, so that the command's own span
 /// is the root of the trace the gateway and its services add to.
@@ -33,9 +37,11 @@ impl Gateway {
         let channel = cnet_common::client::traced_channel_with(target, tls)?;
         Ok(Self {
             target: target.to_owned(),
-            networks: NetworkServiceClient::new(channel.clone()),
-            containers: ContainerServiceClient::new(channel.clone()),
-            system: SystemServiceClient::new(channel),
+            networks: NetworkServiceClient::new(channel.clone())
+                .max_decoding_message_size(MAX_REPLY_BYTES),
+            containers: ContainerServiceClient::new(channel.clone())
+                .max_decoding_message_size(MAX_REPLY_BYTES),
+            system: SystemServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES),
         })
     }
 

@@ -35,9 +35,25 @@ impl From<Status> for Error {
     }
 }
 
+/// The longest message a status carries. Messages quote the caller's input, and an
+/// HTTP/2 client refuses a reply whose headers pass 16 KiB (the message, percent-encoded,
+/// is one): a longer one is cut, saying how long it was.
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+fn clipped(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &message[..end], message.len())
+}
+
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
-        let message = error.to_string();
+        let message = clipped(error.to_string());
         match error {
             Error::InvalidArgument(_) => Status::invalid_argument(message),
             Error::NotFound(_) => Status::not_found(message),
@@ -55,3 +71,17 @@ impl From<Error> for Status {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let status =
+            Status::from(Error::NotFound(format!("No such container: {}", "é".repeat(5000))));
+        assert!(status.message().len() < MAX_MESSAGE_BYTES + 32, "{}", status.message().len());
+        assert!(status.message().ends_with("… (10019 bytes in all)"), "{}", status.message());
+        assert_eq!(Status::from(Error::NotFound("short".into())).message(), "short");
+    }
+}

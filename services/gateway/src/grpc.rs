@@ -239,7 +239,7 @@ impl NetworkService for Api {
             labels: r.labels.into_iter().collect(),
             options: r.options.into_iter().collect(),
         })
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        .map_err(|e| Status::from(crate::error::Error::InvalidArgument(e.to_string())))?;
         let network = self.gateway.create_network(spec).await?;
         Ok(Response::new(self.network_message(network, &[])))
     }

@@ -146,6 +146,7 @@ impl From<Error> for Status {
                 | E::InvalidAddress { .. }
                 | E::InvalidExclude { .. }
                 | E::MissingSubnet
+                | E::UnusableSubnet { .. }
                 | E::SubnetTooSmall { .. }
                 | E::GatewayOutsideSubnet { .. }
                 | E::RangeOutsideSubnet { .. }

@@ -36,6 +36,22 @@ pub fn is_valid_hostname(hostname: &str) -> bool {
         })
 }
 
+/// A `--network-alias`: a DNS name of labels of letters, digits, '_' and '-' (the dns
+/// service checks the same at its boundary; checked here so that a container is never
+/// stored with an alias that would make every start fail).
+pub fn check_alias(alias: &str) -> Result<(), String> {
+    let reason = if alias.is_empty() || alias.len() > 253 {
+        "must be 1 to 253 characters long"
+    } else if alias.split('.').any(|label| label.is_empty() || label.len() > 63) {
+        "dot-separated labels must be 1 to 63 characters long"
+    } else if !alias.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        "may only contain letters, digits, '_', '-' and dots between labels"
+    } else {
+        return Ok(());
+    };
+    Err(format!("invalid network alias {alias:?}: {reason}"))
+}
+
 /// A generated container name in Docker's `adjective_noun` shape.
 pub fn generated_name() -> String {
     const ADJECTIVES: &[&str] = &[

@@ -108,7 +108,16 @@ pub enum SpecError {
     BridgeName(String),
     #[error("invalid mtu {0:?}: expected a number from 68 to 65535")]
     Mtu(String),
+    #[error(
+        "labels and options take {0} bytes; a network holds at most {MAX_METADATA_BYTES} \
+         (every listing of networks carries them)"
+    )]
+    TooMuchMetadata(usize),
 }
+
+/// Bound on the keys and values of a network's labels and options together, so that a
+/// listing of many networks stays a message any client can read.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 
 /// A create request as received, before any check.
 #[derive(Debug, Clone, Default)]
@@ -131,6 +140,11 @@ impl NetworkSpec {
             (name.as_str(), driver.as_str(), subnet.as_str(), ip_range.as_str(), gateway.as_str());
         if !names::is_valid_name(name) {
             return Err(SpecError::Name(name.to_owned()));
+        }
+        let metadata: usize =
+            labels.iter().chain(&options).map(|(key, value)| key.len() + value.len()).sum();
+        if metadata > MAX_METADATA_BYTES {
+            return Err(SpecError::TooMuchMetadata(metadata));
         }
         if !(driver.is_empty() || driver == "bridge") {
             return Err(SpecError::Driver(driver.to_owned()));

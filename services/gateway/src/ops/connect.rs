@@ -8,7 +8,7 @@ use cnet_proto::{bridge::v1 as bridge, ipam::v1 as ipam};
 use super::Gateway;
 use crate::{
     backends::retry,
-    domain::{Attachment, ContainerRecord, NetworkMode, container::endpoint_id},
+    domain::{Attachment, ContainerRecord, NetworkMode, container::endpoint_id, names},
     error::{Error, Result},
 };
 
@@ -51,6 +51,9 @@ impl Gateway {
             return Err(Error::InvalidArgument(
                 "network-scoped aliases are only supported for user-defined networks".into(),
             ));
+        }
+        for alias in &aliases {
+            names::check_alias(alias).map_err(Error::InvalidArgument)?;
         }
         record.attachments.push(Attachment {
             network_id: network.id.clone(),

@@ -35,6 +35,11 @@ pub struct CreateSpec {
     pub ports: Vec<PortSpec>,
 }
 
+/// Bound on one container's record, so that a listing of many containers stays a message
+/// any client can read (and a process's command and environment stay well inside the
+/// kernel's limit for exec).
+const MAX_RECORD_BYTES: usize = 256 * 1024;
+
 impl Gateway {
     #[tracing::instrument(name = "create container", skip_all, fields(container = %spec.name, network = %spec.network))]
     pub async fn create_container(&self, spec: CreateSpec) -> Result<ContainerRecord> {
@@ -150,6 +155,9 @@ impl Gateway {
                             .into(),
                     ));
                 }
+                for alias in &spec.aliases {
+                    names::check_alias(alias).map_err(Error::InvalidArgument)?;
+                }
                 match network.driver.as_str() {
                     "host" => (NetworkMode::Host, network.name, vec![]),
                     "null" => (NetworkMode::None, network.name, vec![]),
@@ -196,7 +204,7 @@ impl Gateway {
             }
             _ => names::short_id(&id).to_owned(),
         };
-        Ok(ContainerRecord {
+        let record = ContainerRecord {
             id,
             name,
             hostname,
@@ -219,7 +227,15 @@ impl Gateway {
             finished_at: String::new(),
             exit_code: 0,
             in_flight: None,
-        })
+        };
+        let size = serde_json::to_vec(&record).map_or(usize::MAX, |json| json.len());
+        if size > MAX_RECORD_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "the container's configuration (command, environment, hosts, DNS settings, \
+                 ports) takes {size} bytes; at most {MAX_RECORD_BYTES} are allowed"
+            )));
+        }
+        Ok(record)
     }
 
     /// `--ip` rules (NET-9); whether the address is inside the subnet and free is the

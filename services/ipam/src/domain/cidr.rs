@@ -56,6 +56,31 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// Blocks no bridge network can use (RFC 6890): the kernel refuses some as interface
+/// addresses, and traffic to the others never leaves the host. Docker passes them on to
+/// the kernel; cnet refuses them up front with a reason.
+const RESERVED: [(&str, &str); 4] = [
+    ("0.0.0.0/8", "\"this network\""),
+    ("127.0.0.0/8", "loopback"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "future use and broadcast"),
+];
+
+/// Refuses a subnet that overlaps a [`RESERVED`] block.
+pub fn check_usable(subnet: &Cidr) -> Result<(), Error> {
+    for (block, what) in RESERVED {
+        let reserved: Ipv4Net = block.parse().expect("a valid CIDR");
+        if overlaps(subnet.network(), reserved) {
+            return Err(Error::UnusableSubnet {
+                subnet: subnet.to_string(),
+                block: block.to_owned(),
+                what,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A prefix length of one or two decimal digits without sign or leading zero, at most 32.
 fn parse_prefix(text: &str) -> Option<u8> {
     let digits_only =
@@ -193,6 +218,16 @@ mod tests {
             let error = parse_exclude(&[bad.to_owned()]).unwrap_err();
             assert_eq!(error, Error::InvalidExclude { value: bad.to_owned() });
         }
+    }
+
+    #[test]
+    fn reserved_blocks_are_unusable() {
+        for text in ["224.0.0.0/24", "127.0.0.0/8", "0.0.0.0/0", "10.0.0.0/8", "250.1.0.0/16"] {
+            let usable = check_usable(&Cidr::parse("subnet", text).unwrap());
+            assert_eq!(usable.is_ok(), text == "10.0.0.0/8", "{text}: {usable:?}");
+        }
+        let error = check_usable(&Cidr::parse("subnet", "224.0.0.0/24").unwrap()).unwrap_err();
+        assert!(error.to_string().contains("reserved for multicast"), "{error}");
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub enum Error {
     InvalidAddress { value: String },
     #[error("invalid exclude entry {value:?}: expected an IPv4 CIDR or address")]
     InvalidExclude { value: String },
+    #[error(
+        "subnet {subnet} cannot hold a bridge network: it overlaps {block}, which is reserved \
+         for {what}"
+    )]
+    UnusableSubnet { subnet: String, block: String, what: &'static str },
     #[error("every ip-range or gateway must have a corresponding subnet")]
     MissingSubnet,
     #[error(

@@ -42,6 +42,9 @@ impl PoolRequest {
     ) -> Result<Self, Error> {
         let id = PoolId::parse(id)?;
         let subnet = non_empty(subnet).map(|text| Cidr::parse("subnet", text)).transpose()?;
+        if let Some(subnet) = &subnet {
+            cidr::check_usable(subnet)?;
+        }
         let ip_range = non_empty(ip_range).map(|text| Cidr::parse("ip-range", text)).transpose()?;
         let gateway = non_empty(gateway).map(cidr::parse_gateway).transpose()?;
         if subnet.is_none() && (ip_range.is_some() || gateway.is_some()) {
@@ -205,9 +208,19 @@ mod tests {
         PoolRequest::parse("net1", subnet, ip_range, gateway, &[])
     }
 
-    fn pool(subnet: &str, ip_range: &str, gateway: &str) -> Result<Pool, Error> {
+    /// A pool as a request makes it.
+    fn requested(subnet: &str, ip_range: &str, gateway: &str) -> Result<Pool, Error> {
         let request = request(subnet, ip_range, gateway)?;
         Pool::new(request.id, request.subnet.unwrap(), request.ip_range, request.gateway, false)
+    }
+
+    /// A pool of any subnet, reserved blocks included (requests refuse those), so that
+    /// the arithmetic is tested up to the ends of the address space.
+    fn pool(subnet: &str, ip_range: &str, gateway: &str) -> Result<Pool, Error> {
+        let subnet = Cidr::parse("subnet", subnet)?;
+        let ip_range = non_empty(ip_range).map(|text| Cidr::parse("ip-range", text)).transpose()?;
+        let gateway = non_empty(gateway).map(cidr::parse_gateway).transpose()?;
+        Pool::new(PoolId::parse("net1")?, subnet, ip_range, gateway, false)
     }
 
     fn used(addresses: &[&str]) -> BTreeSet<u32> {
@@ -256,9 +269,15 @@ mod tests {
                 "subnet 10.123.1.0/31 is too small: a network needs a prefix length of at most /30 to hold a gateway and one container",
             ),
             ("fd00::/64", "", "", "IPv6 subnets are not supported yet: fd00::/64"),
+            (
+                "224.0.0.0/24",
+                "",
+                "",
+                "subnet 224.0.0.0/24 cannot hold a bridge network: it overlaps 224.0.0.0/4, which is reserved for multicast",
+            ),
         ];
         for (subnet, ip_range, gateway, message) in cases {
-            let error = pool(subnet, ip_range, gateway).unwrap_err();
+            let error = requested(subnet, ip_range, gateway).unwrap_err();
             assert_eq!(error.to_string(), message, "{subnet} {ip_range} {gateway}");
         }
     }
