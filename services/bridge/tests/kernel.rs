@@ -340,23 +340,24 @@ fn foreign_names_are_refused_and_failures_leave_nothing() {
         let sandbox = client.ensure_sandbox(request).await.unwrap().into_inner();
         assert!(!sandbox.owned);
 
-        // The container end's temporary name is taken inside the sandbox, so moving it
-        // there fails half-way: the veth pair must not be left behind.
+        // The sandbox has a default route already, so the endpoint's own fails half-way:
+        // the veth pair must not be left behind.
         let first = endpoint_request("ext", "172.16.1.7/16");
-        let id = first.id.parse().unwrap();
-        let temp = cnet_bridge::domain::naming::temp_peer_ifname(&id);
-        sh(&format!("nsenter --net={external} ip link add {temp} type bridge"));
+        let inside = |command: &str| sh(&format!("nsenter --net={external} {command}"));
+        inside("ip link set lo up");
+        inside("ip route add default dev lo");
         let status = client.ensure_endpoint(first.clone()).await.unwrap_err();
         assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
-        assert!(status.message().contains("move into sandbox"), "{status:?}");
+        assert!(status.message().contains("add default route"), "{status:?}");
         assert_eq!(link_names(&ip(&["link"])), [BRIDGE, "br-taken", "lo"]);
+        assert_eq!(link_names(&ip_in(&external, &["link"])), ["lo"]);
         let listed = client.list_endpoints(pb::ListEndpointsRequest {}).await.unwrap().into_inner();
         assert!(listed.endpoints.is_empty());
+        inside("ip route del default dev lo");
 
         // A foreign interface with the wanted name inside the sandbox is refused before
         // anything is made.
-        sh(&format!("nsenter --net={external} ip link add eth0 type bridge"));
-        sh(&format!("nsenter --net={external} ip link del {temp}"));
+        inside("ip link add eth0 type bridge");
         let status = client.ensure_endpoint(first.clone()).await.unwrap_err();
         assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
         assert!(status.message().contains("\"eth0\" in sandbox \"ext\""), "{status:?}");

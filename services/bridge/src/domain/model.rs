@@ -76,10 +76,6 @@ impl Endpoint {
     pub fn host_marker_mac(&self) -> Mac {
         naming::marker_mac(&self.alias())
     }
-
-    pub fn temp_peer_ifname(&self) -> IfName {
-        naming::temp_peer_ifname(&self.id)
-    }
 }
 
 /// An EnsureEndpoint request with its optional fields still unresolved.

@@ -62,13 +62,6 @@ pub fn host_ifname(endpoint_id: &EndpointId) -> IfName {
     format!("veth{}", short_hash(endpoint_id)).parse().expect("11 safe characters")
 }
 
-/// The container end's name while it still lives in the agent's namespace, before it is
-/// moved into the sandbox and renamed; distinct from any container-side name so it
-/// cannot clash with the host's own "eth0".
-pub fn temp_peer_ifname(endpoint_id: &EndpointId) -> IfName {
-    format!("vtmp{}", short_hash(endpoint_id)).parse().expect("11 safe characters")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,7 +74,6 @@ mod tests {
         assert_eq!(host.as_str().len(), 11);
         assert!(host.as_str().starts_with("veth"));
         assert!(host.as_str()[4..].chars().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(&temp_peer_ifname(&id).as_str()[4..], &host.as_str()[4..]);
         assert_ne!(host, host_ifname(&"c0ffee/net2".parse().unwrap()));
     }
 
