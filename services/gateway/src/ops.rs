@@ -93,8 +93,7 @@ impl Gateway {
     }
 
     pub fn find_container(&self, reference: &str) -> Result<ContainerRecord> {
-        let containers = self.records.container_list()?;
-        match names::lookup(containers, reference, |c| (&c.id, &c.name)) {
+        match self.records.find_container(reference) {
             Lookup::Found(container) => Ok(container),
             Lookup::Missing => Err(Error::NotFound(format!("No such container: {reference}"))),
             Lookup::Ambiguous => Err(Error::InvalidArgument(format!(
@@ -106,8 +105,7 @@ impl Gateway {
     /// Re-reads a container under its lock, since it may have changed while waiting.
     fn reload(&self, id: &str) -> Result<ContainerRecord> {
         self.records
-            .containers
-            .get(id)?
+            .container(id)?
             .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))
     }
 

@@ -52,8 +52,10 @@ pub fn check_alias(alias: &str) -> Result<(), String> {
     Err(format!("invalid network alias {alias:?}: {reason}"))
 }
 
-/// A generated container name in Docker's `adjective_noun` shape.
-pub fn generated_name() -> String {
+/// A generated container name in Docker's `adjective_noun` shape; from the `attempt`
+/// after the first few, with a number appended, as Docker's name generator does once
+/// the plain names collide (there are only a few hundred of them).
+pub fn generated_name(attempt: usize) -> String {
     const ADJECTIVES: &[&str] = &[
         "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
         "nifty", "proud", "quirky", "silly", "tender", "vivid", "wise", "zen",
@@ -65,7 +67,11 @@ pub fn generated_name() -> String {
     let mut rng = rand::rng();
     let adjective = ADJECTIVES[rng.random_range(0..ADJECTIVES.len())];
     let noun = NOUNS[rng.random_range(0..NOUNS.len())];
-    format!("{adjective}_{noun}")
+    if attempt < 8 {
+        format!("{adjective}_{noun}")
+    } else {
+        format!("{adjective}_{noun}{}", rng.random_range(1..1_000_000))
+    }
 }
 
 /// How a reference (name, id or id prefix) matched.
@@ -74,6 +80,16 @@ pub enum Lookup<T> {
     Found(T),
     Missing,
     Ambiguous,
+}
+
+impl<T> Lookup<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Lookup<U> {
+        match self {
+            Lookup::Found(item) => Lookup::Found(f(item)),
+            Lookup::Missing => Lookup::Missing,
+            Lookup::Ambiguous => Lookup::Ambiguous,
+        }
+    }
 }
 
 /// Finds the one item `reference` names: an exact name or id wins, then a unique id
@@ -103,6 +119,15 @@ pub fn lookup<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_names_are_valid_and_get_a_number_once_plain_ones_run_out() {
+        let plain = generated_name(0);
+        assert!(is_valid_name(&plain) && !plain.chars().any(|c| c.is_ascii_digit()), "{plain}");
+        let numbered = generated_name(8);
+        assert!(is_valid_name(&numbered), "{numbered}");
+        assert!(numbered.ends_with(|c: char| c.is_ascii_digit()), "{numbered}");
+    }
 
     #[test]
     fn names_follow_dockers_rule() {

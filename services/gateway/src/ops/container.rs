@@ -86,10 +86,10 @@ impl Gateway {
     }
 
     fn new_container_record(&self, spec: CreateSpec) -> Result<ContainerRecord> {
-        let containers = self.records.container_list()?;
         let name = if spec.name.is_empty() {
-            std::iter::repeat_with(names::generated_name)
-                .find(|candidate| containers.iter().all(|c| &c.name != candidate))
+            (0..)
+                .map(names::generated_name)
+                .find(|candidate| self.records.container_named(candidate).is_none())
                 .expect("an endless supply of names")
         } else {
             spec.name.clone()
@@ -99,7 +99,7 @@ impl Gateway {
                 "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             )));
         }
-        if let Some(other) = containers.iter().find(|c| c.name == name) {
+        if let Some(other) = self.records.container_named(&name) {
             return Err(Error::AlreadyExists(format!(
                 "Conflict. The container name \"/{name}\" is already in use by container \"{}\". \
                  You have to remove (or rename) that container to be able to reuse that name.",
@@ -200,7 +200,7 @@ impl Gateway {
             (_, false) => spec.hostname,
             (NetworkMode::Host, true) => host_hostname(),
             (NetworkMode::Container(target), true) => {
-                self.records.containers.get(target)?.map(|t| t.hostname).unwrap_or_default()
+                self.records.container(target)?.map(|t| t.hostname).unwrap_or_default()
             }
             _ => names::short_id(&id).to_owned(),
         };

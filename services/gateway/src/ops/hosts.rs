@@ -114,7 +114,7 @@ impl Gateway {
         let default_bridge = self.on_default_bridge(record)?;
         let mut env = Vec::new();
         for link in &record.links {
-            let target = self.records.containers.get(&link.target_id)?.ok_or_else(|| {
+            let target = self.records.container(&link.target_id)?.ok_or_else(|| {
                 Error::NotFound(format!(
                     "could not get container for {}: No such container: {}",
                     link.alias, link.target_id

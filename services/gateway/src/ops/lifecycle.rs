@@ -148,8 +148,7 @@ impl Gateway {
     fn joinable(&self, target_id: &str) -> Result<(PathBuf, PathBuf, PathBuf)> {
         let target = self
             .records
-            .containers
-            .get(target_id)?
+            .container(target_id)?
             .ok_or_else(|| Error::NotFound(format!("No such container: {target_id}")))?;
         let Some(pid) = target.pid() else {
             return Err(Error::FailedPrecondition(format!(
@@ -327,7 +326,7 @@ impl Gateway {
 
     async fn on_exit(&self, id: &str, pid: u32, code: i32) {
         let _guard = self.lock_container(id).await;
-        let Ok(Some(record)) = self.records.containers.get(id) else { return };
+        let Ok(Some(record)) = self.records.container(id) else { return };
         if record.pid() != Some(pid) {
             return; // already stopped (or restarted) by an API call
         }

@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use cnet_proto::ipam::v1 as ipam;
 use tonic::Code;
 
@@ -19,6 +21,9 @@ use crate::{
     sandbox,
 };
 
+/// Containers restored at the same time at start.
+const RESTORE_CONCURRENCY: usize = 16;
+
 impl Gateway {
     pub async fn reconcile(self: &Arc<Self>) -> Result<()> {
         self.ensure_predefined_networks().await?;
@@ -27,8 +32,15 @@ impl Gateway {
             self.restore_network(network).await?;
         }
         self.recover().await?;
-        for container in self.records.container_list()? {
-            self.restore_container(container).await?;
+        // Containers are independent: restore several at once (each is a handful of
+        // calls that mostly wait on other services), so a restart with a thousand of
+        // them takes seconds, not a restore's latency times a thousand.
+        let restores =
+            self.records.container_list()?.into_iter().map(|c| self.restore_container(c));
+        let restored: Vec<Result<bool>> =
+            futures::stream::iter(restores).buffer_unordered(RESTORE_CONCURRENCY).collect().await;
+        for result in restored {
+            result?;
         }
         for leftover in self.find_leftovers().await? {
             tracing::warn!(service = leftover.service(), "{leftover}: removing it");
