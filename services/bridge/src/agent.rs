@@ -52,7 +52,7 @@ impl<K: Kernel> Agent<K> {
     }
 
     async fn find_link(&self, name: &str) -> Result<Option<Link>> {
-        Ok(self.kernel.links().await?.into_iter().find(|link| link.name == name))
+        Ok(self.kernel.link(name).await?)
     }
 
     pub async fn ensure_bridge(&self, bridge: Bridge) -> Result<BridgeState> {

@@ -36,6 +36,10 @@ pub trait Kernel: Send + Sync + 'static {
     /// Every interface in the agent's namespace.
     fn links(&self) -> impl Future<Output = Result<Vec<Link>>> + Send;
 
+    /// The interface of the agent's namespace called `name`, if any: one lookup, not a
+    /// dump of every interface (there is one per container).
+    fn link(&self, name: &str) -> impl Future<Output = Result<Option<Link>>> + Send;
+
     /// Creates the bridge, or brings an existing one (which the caller checked is ours)
     /// to the record: alias, MTU, STP off, exactly the gateway address, up. Returns its
     /// ifindex.

@@ -149,6 +149,10 @@ impl Kernel for Fake {
         Ok(self.state().links.clone())
     }
 
+    async fn link(&self, name: &str) -> Result<Option<Link>> {
+        Ok(self.state().links.iter().find(|link| link.name == name).cloned())
+    }
+
     async fn ensure_bridge(&self, bridge: &Bridge) -> Result<u32> {
         let mut state = self.state();
         state.check(format!("ensure_bridge {}", bridge.name))?;

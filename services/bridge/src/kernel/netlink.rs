@@ -107,6 +107,10 @@ impl Kernel for Netlink {
         dump_links(&self.handle).await
     }
 
+    async fn link(&self, name: &str) -> Result<Option<Link>> {
+        find_link(&self.handle, name).await
+    }
+
     async fn ensure_bridge(&self, bridge: &Bridge) -> Result<u32> {
         let name = bridge.name.as_str();
         let index = match find_link(&self.handle, name).await? {
