@@ -11,8 +11,9 @@
 #   docker-compose, systemd  validate docker-compose.yml and the systemd units in tests
 #   iptables       iptables-save / iptables-restore, which the nat service drives (nf_tables backend)
 #   nftables       nft, which the nat service drives with firewall = "nftables"
+#   openssl        the TLS test makes its certificates as SECURITY.md tells operators to
 set -euo pipefail
-packages=(iproute2 iputils-ping util-linux bridge-utils procps iptables nftables bind9-dnsutils python3 curl docker-compose systemd ca-certificates)
+packages=(iproute2 iputils-ping util-linux bridge-utils procps iptables nftables bind9-dnsutils python3 curl docker-compose systemd ca-certificates openssl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
