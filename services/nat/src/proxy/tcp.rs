@@ -1,23 +1,21 @@
-//! TCP: accept on the host port, connect to the container, copy both ways until each
+//! TCP: accept on the host port, connect to the container, relay both ways until each
 //! side has closed (half-closes are passed on, so request/response exchanges that end
-//! with a shutdown work). Connections are owned by the accept task's `JoinSet`, so
-//! stopping the proxy closes them too, as killing docker-proxy does.
+//! with a shutdown work). The bytes move with splice(2), socket to pipe to socket, never
+//! through user space (see [`splice`]); a connection that can get no pipe is copied
+//! instead. Connections are owned by the accept task's `JoinSet`, so stopping the proxy
+//! closes them too, as killing docker-proxy does.
+
+mod splice;
 
 use std::{net::SocketAddrV4, time::Duration};
 
 use tokio::{
-    io::copy_bidirectional_with_sizes,
+    io::copy_bidirectional,
     net::{TcpListener, TcpStream},
     task::JoinSet,
 };
 
 use super::CONNECT_TIMEOUT;
-
-/// Bytes moved per read/write in each direction. tokio's default (8 KiB) caps a relay at
-/// about a fifth of the direct path on loopback (bench/ports.sh: one core saturated by
-/// syscalls); 64 KiB, as docker-proxy's splice uses, reaches its range for 128 KiB per
-/// open connection.
-const RELAY_BUFFER: usize = 64 * 1024;
 
 pub async fn serve(listener: TcpListener, target: SocketAddrV4) {
     let mut connections = JoinSet::new();
@@ -42,7 +40,8 @@ pub async fn serve(listener: TcpListener, target: SocketAddrV4) {
 }
 
 async fn relay(mut client: TcpStream, target: SocketAddrV4) {
-    let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
+    let mut upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await
+    {
         Ok(Ok(upstream)) => upstream,
         Ok(Err(error)) => {
             tracing::debug!(%error, %target, "container refused the connection");
@@ -53,10 +52,17 @@ async fn relay(mut client: TcpStream, target: SocketAddrV4) {
             return;
         }
     };
-    let mut upstream = upstream;
-    if let Err(error) =
-        copy_bidirectional_with_sizes(&mut client, &mut upstream, RELAY_BUFFER, RELAY_BUFFER).await
-    {
+    // As docker-proxy (Go sets it on every TCP connection): the endpoints make their own
+    // choice about Nagle's algorithm, the relay adds no delay of its own.
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let result = match splice::relay(&client, &upstream).await {
+        Err(error) if error.kind() == std::io::ErrorKind::Unsupported => {
+            copy_bidirectional(&mut client, &mut upstream).await.map(drop)
+        }
+        result => result,
+    };
+    if let Err(error) = result {
         tracing::debug!(%error, %target, "tcp relay ended");
     }
 }

@@ -1,5 +1,7 @@
 //! The proxies on loopback, no root needed: a TCP exchange with half-close, the port
-//! freed by stop, a bind conflict in docker-proxy's words, UDP echo and flow expiry.
+//! freed by stop, large streams both ways at once, a half-close from the container's
+//! side, many short connections in a row, a bind conflict in docker-proxy's words, UDP
+//! echo and flow expiry.
 
 use std::{
     net::{Ipv4Addr, SocketAddrV4},
@@ -69,6 +71,100 @@ async fn tcp_relays_and_stop_frees_the_port() {
     let closed = tokio::time::timeout(Duration::from_secs(2), open.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "connection still open after stop");
     assert!(std::net::TcpListener::bind((LOCALHOST, port)).is_ok(), "port still held");
+}
+
+/// A byte pattern that shows misordered, lost or repeated chunks.
+fn pattern(length: usize) -> Vec<u8> {
+    (0..length).map(|i| (i % 251) as u8 ^ (i / 65_536) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_relays_large_streams_both_ways_at_once() {
+    // An upstream that echoes everything back as it arrives, then closes.
+    let listener = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+    let SocketAddr::V4(upstream) = listener.local_addr().unwrap() else { unreachable!() };
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let (mut read, mut write) = stream.split();
+        tokio::io::copy(&mut read, &mut write).await.unwrap();
+    });
+    let port = free_port();
+    let proxy = Proxy::start(bind(&binding(port, Protocol::Tcp)).unwrap(), upstream, SETTINGS);
+
+    let sent = pattern(24 << 20);
+    let stream = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn({
+        let sent = sent.clone();
+        async move {
+            // Uneven writes, so the relay sees every kind of chunk.
+            for chunk in sent.chunks(100_003) {
+                write.write_all(chunk).await.unwrap();
+            }
+            write.shutdown().await.unwrap();
+        }
+    });
+    let mut echoed = Vec::with_capacity(sent.len());
+    tokio::time::timeout(Duration::from_secs(60), read.read_to_end(&mut echoed))
+        .await
+        .expect("echo finished")
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(echoed.len(), sent.len());
+    assert!(echoed == sent, "the stream came back changed");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_passes_a_half_close_from_the_container() {
+    // The container speaks first, closes its sending side, then still reads the client.
+    let listener = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+    let SocketAddr::V4(upstream) = listener.local_addr().unwrap() else { unreachable!() };
+    let (heard, mut hear) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(b"banner").await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut request = Vec::new();
+        stream.read_to_end(&mut request).await.unwrap();
+        heard.send(request).await.unwrap();
+    });
+    let port = free_port();
+    let proxy = Proxy::start(bind(&binding(port, Protocol::Tcp)).unwrap(), upstream, SETTINGS);
+    let mut stream = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+    let mut banner = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut banner))
+        .await
+        .expect("the container's EOF is passed on")
+        .unwrap();
+    assert_eq!(banner, b"banner");
+    stream.write_all(b"after their EOF").await.unwrap();
+    stream.shutdown().await.unwrap();
+    let request = tokio::time::timeout(Duration::from_secs(5), hear.recv()).await.unwrap();
+    assert_eq!(request.unwrap(), b"after their EOF");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_serves_many_short_connections() {
+    let upstream = tcp_upstream().await;
+    let port = free_port();
+    let proxy = Proxy::start(bind(&binding(port, Protocol::Tcp)).unwrap(), upstream, SETTINGS);
+    // Concurrent batches of request/response connections, as a load generator makes:
+    // pipes are taken from and given back to the pool all the time.
+    for batch in 0..20 {
+        let exchanges = (0..16).map(|i| {
+            tokio::spawn(async move {
+                let request = format!("request {batch}.{i}");
+                let reply = exchange(port, request.as_bytes()).await;
+                assert_eq!(reply, format!("echo:{request}").into_bytes());
+            })
+        });
+        for exchange in exchanges.collect::<Vec<_>>() {
+            exchange.await.unwrap();
+        }
+    }
+    proxy.stop().await;
 }
 
 #[tokio::test]
