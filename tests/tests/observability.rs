@@ -258,6 +258,7 @@ fn metrics_count_requests_by_method_and_code() {
     let cluster = Cluster::start_with_env(&[
         ("CNET_GATEWAY__SERVER__METRICS_LISTEN", "127.0.0.1:9411"),
         ("CNET_IPAM__SERVER__METRICS_LISTEN", "127.0.0.1:9412"),
+        ("CNET_NAT__SERVER__METRICS_LISTEN", "127.0.0.1:9413"),
     ]);
     let requests = "cnet_grpc_requests_total";
     let create =
@@ -295,4 +296,26 @@ fn metrics_count_requests_by_method_and_code() {
     assert_eq!((addresses("used"), addresses("free")), (1.0, 4.0));
     cluster.cnet(&["rm", "-f", "counted"]).ok();
     assert_eq!((addresses("used"), addresses("free")), (0.0, 5.0));
+
+    // The proxy counts connections and bytes per published port.
+    let dir = cluster.dir.path().join("www");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "proxied\n").unwrap();
+    let serve = ["python3", "-m", "http.server", "80", "--directory", dir.to_str().unwrap()];
+    let mut run = vec!["run", "-d", "--name", "web", "-p", "8088:80", "--"];
+    run.extend(serve);
+    cluster.cnet(&run).ok();
+    let fetch = "python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:8088/\", timeout=5).read().decode())'";
+    let body = eventually("the web server to answer through the proxy", 10, || {
+        let fetched = cluster.sh(fetch);
+        (fetched.code == 0).then_some(fetched.stdout)
+    });
+    assert_eq!(body.trim(), "proxied");
+    let nat = scrape(&cluster, "127.0.0.1:9413");
+    let port = [("protocol", "tcp"), ("port", "8088")];
+    assert!(sample(&nat, "cnet_nat_proxy_connections_total", &port) >= 1.0, "{nat}");
+    for direction in ["in", "out"] {
+        let labels = [port[0], port[1], ("direction", direction)];
+        assert!(sample(&nat, "cnet_nat_proxy_bytes_total", &labels) > 0.0, "{direction}: {nat}");
+    }
 }

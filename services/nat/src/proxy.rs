@@ -6,6 +6,7 @@
 //! the listener is `0.0.0.0:port` or the given host address.
 
 mod tcp;
+mod traffic;
 mod udp;
 
 use std::{

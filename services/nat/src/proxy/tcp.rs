@@ -15,16 +15,21 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::CONNECT_TIMEOUT;
+use super::{
+    CONNECT_TIMEOUT,
+    traffic::{self, Traffic},
+};
 
 pub async fn serve(listener: TcpListener, target: SocketAddrV4) {
+    let port = listener.local_addr().map_or(0, |address| address.port());
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
+                    let traffic = traffic::opened("tcp", port);
                     connections.spawn(async move {
-                        relay(client, target).await;
+                        relay(client, target, traffic).await;
                         tracing::debug!(%peer, %target, "tcp connection closed");
                     });
                 }
@@ -39,7 +44,7 @@ pub async fn serve(listener: TcpListener, target: SocketAddrV4) {
     }
 }
 
-async fn relay(mut client: TcpStream, target: SocketAddrV4) {
+async fn relay(mut client: TcpStream, target: SocketAddrV4, traffic: Traffic) {
     let mut upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await
     {
         Ok(Ok(upstream)) => upstream,
@@ -56,9 +61,12 @@ async fn relay(mut client: TcpStream, target: SocketAddrV4) {
     // choice about Nagle's algorithm, the relay adds no delay of its own.
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    let result = match splice::relay(&client, &upstream).await {
+    let result = match splice::relay(&client, &upstream, &traffic).await {
         Err(error) if error.kind() == std::io::ErrorKind::Unsupported => {
-            copy_bidirectional(&mut client, &mut upstream).await.map(drop)
+            copy_bidirectional(&mut client, &mut upstream).await.map(|(inbound, outbound)| {
+                traffic.inbound.inc_by(inbound);
+                traffic.outbound.inc_by(outbound);
+            })
         }
         result => result,
     };

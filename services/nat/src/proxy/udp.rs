@@ -21,6 +21,8 @@ use tokio::{
     time::Instant,
 };
 
+use super::traffic::{self, Traffic};
+
 /// Flows one binding keeps at once; beyond that new clients are dropped (with a warning)
 /// rather than exhausting file descriptors.
 const MAX_FLOWS: usize = 1024;
@@ -32,6 +34,7 @@ struct Flow {
     /// Milliseconds since the proxy started, at the last datagram either way.
     last_seen: Arc<AtomicU64>,
     task: AbortHandle,
+    traffic: Traffic,
 }
 
 pub async fn serve(socket: UdpSocket, target: SocketAddrV4, idle: Duration) {
@@ -43,6 +46,7 @@ pub async fn serve(socket: UdpSocket, target: SocketAddrV4, idle: Duration) {
     let mut sweep =
         tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
     let mut buffer = vec![0u8; DATAGRAM];
+    let port = socket.local_addr().map_or(0, |address| address.port());
     loop {
         tokio::select! {
             received = socket.recv_from(&mut buffer) => {
@@ -59,7 +63,8 @@ pub async fn serve(socket: UdpSocket, target: SocketAddrV4, idle: Duration) {
                         tracing::warn!(%client, %target, "udp proxy has too many flows, dropping");
                         continue;
                     }
-                    match open_flow(&socket, client, target, now(), &mut tasks, now).await {
+                    let traffic = traffic::opened("udp", port);
+                    match open_flow(&socket, client, target, now(), &mut tasks, now, traffic).await {
                         Ok(flow) => {
                             flows.insert(client, flow);
                         }
@@ -71,6 +76,7 @@ pub async fn serve(socket: UdpSocket, target: SocketAddrV4, idle: Duration) {
                 }
                 let flow = &flows[&client];
                 flow.last_seen.store(now(), Ordering::Relaxed);
+                flow.traffic.inbound.inc_by(length as u64);
                 if let Err(error) = flow.upstream.send(&buffer[..length]).await {
                     tracing::debug!(%error, %client, %target, "udp proxy send to container");
                 }
@@ -99,6 +105,7 @@ async fn open_flow(
     seen: u64,
     tasks: &mut JoinSet<()>,
     now: impl Fn() -> u64 + Send + 'static,
+    traffic: Traffic,
 ) -> std::io::Result<Flow> {
     let upstream = UdpSocket::bind(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0)).await?;
     upstream.connect(target).await?;
@@ -106,12 +113,14 @@ async fn open_flow(
     let last_seen = Arc::new(AtomicU64::new(seen));
     let task = tasks.spawn({
         let (socket, upstream, last_seen) = (socket.clone(), upstream.clone(), last_seen.clone());
+        let outbound = traffic.outbound.clone();
         async move {
             let mut buffer = vec![0u8; DATAGRAM];
             loop {
                 match upstream.recv(&mut buffer).await {
                     Ok(length) => {
                         last_seen.store(now(), Ordering::Relaxed);
+                        outbound.inc_by(length as u64);
                         if let Err(error) = socket.send_to(&buffer[..length], client).await {
                             tracing::debug!(%error, %client, "udp proxy send to client");
                         }
@@ -125,5 +134,5 @@ async fn open_flow(
             }
         }
     });
-    Ok(Flow { upstream, last_seen, task })
+    Ok(Flow { upstream, last_seen, task, traffic })
 }

@@ -27,7 +27,10 @@ use std::{
     },
 };
 
+use prometheus::IntCounter;
 use tokio::{io::Interest, net::TcpStream};
+
+use crate::proxy::traffic::Traffic;
 
 /// Pipe capacity asked for with `F_SETPIPE_SZ` (1 MiB is the kernel's default
 /// `fs.pipe-max-size`, and Go's `maxSpliceSize`). A pipe has a slot per page (or per
@@ -137,15 +140,15 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 /// Relays between `client` and `upstream` until both directions have reached EOF, or
 /// one fails. Errors with `Unsupported` before moving anything if no pipe can be had, so
 /// the caller can copy instead.
-pub async fn relay(client: &TcpStream, upstream: &TcpStream) -> io::Result<()> {
+pub async fn relay(client: &TcpStream, upstream: &TcpStream, traffic: &Traffic) -> io::Result<()> {
     let (Ok(mut up), Ok(mut down)) = (Pipe::take(), Pipe::take()) else {
         return Err(io::ErrorKind::Unsupported.into());
     };
     let one_done = AtomicBool::new(false);
     tokio::try_join!(
         // The client has often sent its request by the time it is accepted.
-        pump(client, upstream, &mut up, true, &one_done),
-        pump(upstream, client, &mut down, false, &one_done),
+        pump(client, upstream, &mut up, true, &one_done, &traffic.inbound),
+        pump(upstream, client, &mut down, false, &one_done, &traffic.outbound),
     )?;
     Ok(())
 }
@@ -158,10 +161,13 @@ async fn pump(
     pipe: &mut Pipe,
     mut eager: bool,
     one_done: &AtomicBool,
+    moved: &IntCounter,
 ) -> io::Result<()> {
     let (source, sink) = (from.as_raw_fd(), to.as_raw_fd());
     loop {
-        if io(from, Interest::READABLE, eager, || pipe.fill(source)).await? == 0 {
+        let received = io(from, Interest::READABLE, eager, || pipe.fill(source)).await?;
+        moved.inc_by(received as u64);
+        if received == 0 {
             if one_done.swap(true, Ordering::Relaxed) {
                 // Both directions are done: the caller closes both sockets now, and
                 // close sends this FIN (both receive queues are read to their EOF, so
