@@ -1,12 +1,18 @@
-//! hickory's [`RequestHandler`] for the resolver: one [`Handler`] per listener, which
-//! knows the container it listens for (its scope), over the [`Resolver`] state all
-//! listeners share: the current record tables, swapped atomically on every registration
-//! change (aardvark-dns's `DNSBackend` in an `ArcSwap`), and the forwarder.
+//! What the resolver answers: one [`Handler`] per listener, which knows the container it
+//! listens for (its scope), over the [`Resolver`] state all listeners share: the current
+//! record tables, swapped atomically on every registration change (aardvark-dns's
+//! `DNSBackend` in an `ArcSwap`), and the forwarder.
+//!
+//! A request is answered in two steps, so that both transports share them:
+//! [`Handler::resolve_locally`] decides without waiting (names of the asker's networks,
+//! and the errors for what the resolver does not serve), and [`Handler::forward`] asks
+//! upstream for the rest. The UDP loop (`udp`) runs the first inline and spawns only the
+//! second; over TCP hickory calls the [`RequestHandler`] below, which runs both.
 //!
 //! Queries never wait for a registration and registrations never wait for queries: the
 //! handler takes the snapshot that is current when the query arrives.
 
-use std::{iter, sync::Arc};
+use std::{iter, slice, sync::Arc};
 
 use arc_swap::ArcSwap;
 use hickory_proto::{
@@ -16,7 +22,7 @@ use hickory_proto::{
 use hickory_server::{
     net::{runtime::Time, xfer::Protocol},
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
-    zone_handler::MessageResponseBuilder,
+    zone_handler::{MessageResponse, MessageResponseBuilder},
 };
 
 use crate::{
@@ -25,7 +31,7 @@ use crate::{
 };
 
 /// The smallest UDP payload every DNS client accepts (RFC 1035).
-const MIN_PAYLOAD: u16 = 512;
+pub const MIN_PAYLOAD: u16 = 512;
 
 /// What every listener shares.
 pub struct Resolver {
@@ -52,6 +58,33 @@ impl Resolver {
     }
 }
 
+/// An answer's header and sections, before it is encoded for a transport.
+pub struct Reply {
+    pub metadata: Metadata,
+    pub answers: Vec<Record>,
+    pub authorities: Vec<Record>,
+    pub additionals: Vec<Record>,
+}
+
+impl Reply {
+    fn empty(metadata: Metadata) -> Self {
+        Self { metadata, answers: Vec::new(), authorities: Vec::new(), additionals: Vec::new() }
+    }
+
+    fn error(request: &Metadata, code: ResponseCode) -> Self {
+        let mut metadata = answer::local_metadata(request);
+        metadata.response_code = code;
+        Self::empty(metadata)
+    }
+}
+
+/// What [`Handler::resolve_locally`] decided.
+pub enum Resolution {
+    Answered(Reply),
+    /// Not a name of the asker's networks: ask these upstreams (empty: the host's).
+    Forward(Vec<Upstream>),
+}
+
 #[derive(Clone)]
 pub struct Handler {
     /// None for the host listener.
@@ -72,53 +105,14 @@ impl Handler {
         self.asker.as_ref().map_or(Asker::Host, Asker::Container)
     }
 
-    async fn forward<R: ResponseHandler>(
-        &self,
-        request: &Request,
-        upstreams: Vec<Upstream>,
-        response: R,
-    ) -> ResponseInfo {
-        let query = match request.request_info() {
-            Ok(info) => info.query.original().clone(),
-            Err(_) => return send_error(request, response, ResponseCode::FormErr).await,
-        };
-        let upstreams =
-            if upstreams.is_empty() { self.resolver.forwarder.host_upstreams() } else { upstreams };
-        let options = ForwardOptions {
-            over_tcp: request.protocol() == Protocol::Tcp,
-            recursion_desired: request.metadata.recursion_desired,
-            checking_disabled: request.metadata.checking_disabled,
-            dnssec_ok: request.edns.as_ref().is_some_and(|edns| edns.flags().dnssec_ok),
-        };
-        match self.resolver.forwarder.forward(&query, &upstreams, options).await {
-            Ok(upstream) => {
-                let metadata = answer::forwarded_metadata(&request.metadata, &upstream.metadata);
-                let sections: (&[Record], &[Record], &[Record]) =
-                    (&upstream.answers, &upstream.authorities, &upstream.additionals);
-                send(request, response, metadata, sections).await
-            }
-            Err(error) => {
-                tracing::debug!(%error, name = %query.name(), "forwarding failed");
-                let metadata = answer::failure_metadata(&request.metadata);
-                send(request, response, metadata, (&[], &[], &[])).await
-            }
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        response: R,
-    ) -> ResponseInfo {
+    /// Answers what needs no upstream; never waits.
+    pub fn resolve_locally(&self, request: &Request) -> Resolution {
         let metadata = &request.metadata;
         if metadata.op_code != OpCode::Query || metadata.message_type != MessageType::Query {
-            return send_error(request, response, ResponseCode::NotImp).await;
+            return Resolution::Answered(Reply::error(metadata, ResponseCode::NotImp));
         }
         let Ok(info) = request.request_info() else {
-            return send_error(request, response, ResponseCode::FormErr).await;
+            return Resolution::Answered(Reply::error(metadata, ResponseCode::FormErr));
         };
         let query = info.query;
         let kind = match query.query_type() {
@@ -140,58 +134,95 @@ impl RequestHandler for Handler {
             "query"
         );
         match outcome {
-            Outcome::Forward => {
-                let upstreams = records.upstreams(self.asker()).to_vec();
-                drop(records);
-                self.forward(request, upstreams, response).await
-            }
-            local => {
-                let answers = answer::local_records(query.original().name(), &local);
-                let metadata = answer::local_metadata(metadata);
-                send(request, response, metadata, (&answers, &[], &[])).await
+            Outcome::Forward => Resolution::Forward(records.upstreams(self.asker()).to_vec()),
+            local => Resolution::Answered(Reply {
+                answers: answer::local_records(query.original().name(), &local),
+                ..Reply::empty(answer::local_metadata(metadata))
+            }),
+        }
+    }
+
+    /// Asks `upstreams` (the host's if empty) and makes the client's answer of theirs.
+    pub async fn forward(&self, request: &Request, upstreams: Vec<Upstream>) -> Reply {
+        let query = match request.request_info() {
+            Ok(info) => info.query.original().clone(),
+            Err(_) => return Reply::error(&request.metadata, ResponseCode::FormErr),
+        };
+        let upstreams =
+            if upstreams.is_empty() { self.resolver.forwarder.host_upstreams() } else { upstreams };
+        let options = ForwardOptions {
+            over_tcp: request.protocol() == Protocol::Tcp,
+            recursion_desired: request.metadata.recursion_desired,
+            checking_disabled: request.metadata.checking_disabled,
+            dnssec_ok: request.edns.as_ref().is_some_and(|edns| edns.flags().dnssec_ok),
+        };
+        match self.resolver.forwarder.forward(&query, &upstreams, options).await {
+            Ok(upstream) => Reply {
+                metadata: answer::forwarded_metadata(&request.metadata, &upstream.metadata),
+                answers: upstream.answers,
+                authorities: upstream.authorities,
+                additionals: upstream.additionals,
+            },
+            Err(error) => {
+                tracing::debug!(%error, name = %query.name(), "forwarding failed");
+                Reply::empty(answer::failure_metadata(&request.metadata))
             }
         }
     }
 }
 
-async fn send_error<R: ResponseHandler>(
-    request: &Request,
-    response: R,
-    code: ResponseCode,
-) -> ResponseInfo {
-    let mut metadata = answer::local_metadata(&request.metadata);
-    metadata.response_code = code;
-    send(request, response, metadata, (&[], &[], &[])).await
+/// Over TCP: hickory reads the requests and writes what this returns.
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response: R,
+    ) -> ResponseInfo {
+        let reply = match self.resolve_locally(request) {
+            Resolution::Answered(reply) => reply,
+            Resolution::Forward(upstreams) => self.forward(request, upstreams).await,
+        };
+        let edns = response_edns(request);
+        match response.send_response(response_message(request, edns.as_ref(), &reply)).await {
+            Ok(info) => info,
+            Err(error) => {
+                tracing::debug!(%error, "sending an answer failed");
+                ResponseInfo::from(Header {
+                    metadata: reply.metadata,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        }
+    }
 }
 
-/// Encodes and sends one answer. Over UDP the encoder cuts what does not fit the client's
-/// buffer and sets TC, so the client retries over TCP.
-async fn send<R: ResponseHandler>(
-    request: &Request,
-    mut response: R,
-    metadata: Metadata,
-    (answers, authorities, additionals): (&[Record], &[Record], &[Record]),
-) -> ResponseInfo {
-    // EDNS is answered with EDNS (RFC 6891); the client's buffer size bounds the answer.
-    let edns = request.edns.as_ref().map(|client| {
+/// The EDNS record of the answer to `request`: EDNS is answered with EDNS (RFC 6891), and
+/// the client's buffer size bounds the answer over UDP.
+pub fn response_edns(request: &Request) -> Option<Edns> {
+    request.edns.as_ref().map(|client| {
         let mut edns = Edns::new();
         edns.set_max_payload(client.max_payload().max(MIN_PAYLOAD))
             .set_dnssec_ok(client.flags().dnssec_ok);
         edns
-    });
-    let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
-    let message = builder.build(
-        metadata,
-        answers.iter(),
-        authorities.iter(),
+    })
+}
+
+type Section<'a> = slice::Iter<'a, Record>;
+
+/// The answer as hickory encodes it: the client's question, `reply`'s sections and
+/// `edns` (from [`response_edns`]). Encoding for UDP cuts what does not fit the client's
+/// buffer and sets TC, so the client retries over TCP.
+pub fn response_message<'a>(
+    request: &'a Request,
+    edns: Option<&'a Edns>,
+    reply: &'a Reply,
+) -> MessageResponse<'a, 'a, Section<'a>, Section<'a>, iter::Empty<&'a Record>, Section<'a>> {
+    MessageResponseBuilder::new(&request.queries, edns).build(
+        reply.metadata,
+        reply.answers.iter(),
+        reply.authorities.iter(),
         iter::empty(),
-        additionals.iter(),
-    );
-    match response.send_response(message).await {
-        Ok(info) => info,
-        Err(error) => {
-            tracing::debug!(%error, "sending an answer failed");
-            ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
-        }
-    }
+        reply.additionals.iter(),
+    )
 }

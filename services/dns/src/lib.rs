@@ -5,9 +5,11 @@
 //! - [`domain`]: the rules in plain Rust: validated registrations, name matching, the
 //!   record tables with Docker's scoping, the answers built from them.
 //! - `listener`: the UDP and TCP sockets bound inside each container's namespace by a
-//!   short-lived thread, served by hickory on this runtime.
-//! - `handler`: hickory's `RequestHandler`, answering from the current tables (swapped
-//!   atomically) or forwarding.
+//!   short-lived thread, served on this runtime: TCP by hickory, UDP by `udp`.
+//! - `udp`: one task per UDP socket that answers local names inline and spawns only the
+//!   queries it forwards.
+//! - `handler`: the answers, from the current tables (swapped atomically) or forwarded;
+//!   shared by both transports (hickory's `RequestHandler` for TCP).
 //! - `forward`: the upstream client (failover, TCP fallback), its cache and the host's
 //!   resolv.conf.
 //! - `store`: registrations in the service's sled store, flushed before every reply.
@@ -25,6 +27,7 @@ mod handler;
 mod listener;
 mod registry;
 mod store;
+mod udp;
 
 use std::{future::Future, io, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 

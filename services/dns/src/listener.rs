@@ -1,5 +1,6 @@
 //! The resolver's sockets: 127.0.0.11:53, UDP and TCP, inside each container's network
-//! namespace, served by one hickory [`Server`] per container on the service's runtime.
+//! namespace, served on the service's runtime: UDP by our own loop ([`UdpServer`]), TCP
+//! by a hickory [`Server`].
 //!
 //! A socket belongs to the namespace of the thread that created it, for its whole life,
 //! and entering a namespace changes the calling thread for good. So the sockets are
@@ -24,7 +25,7 @@ use hickory_server::Server;
 use nix::sched::{CloneFlags, setns};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, domain, handler::Handler};
+use crate::{Error, domain, handler::Handler, udp::UdpServer};
 
 /// Where Docker's embedded DNS listens inside a container (DNS-1).
 pub const RESOLVER_ADDRESS: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 11), 53);
@@ -68,7 +69,7 @@ fn identify_file(file: &File) -> Result<NetnsIdentity, String> {
 
 /// The resolver listening in one container's namespace.
 pub struct ContainerListener {
-    server: Server<Handler>,
+    serving: Serving,
 }
 
 impl ContainerListener {
@@ -84,23 +85,22 @@ impl ContainerListener {
             .await
             .and_then(|result| result);
         let (udp, tcp) = bound.map_err(|source| Error::Listen { path: path.to_owned(), source })?;
-        let server = serve(udp, tcp, handler)
+        let serving = Serving::start(udp, tcp, handler)
             .map_err(|source| Error::Listen { path: path.to_owned(), source })?;
-        Ok(Self { server })
+        Ok(Self { serving })
     }
 
-    /// Stops serving and closes both sockets; in-flight TCP connections are dropped.
-    pub async fn close(mut self) {
-        if let Err(error) = self.server.shutdown_gracefully().await {
-            tracing::warn!(%error, "listener stopped with an error");
-        }
+    /// Stops serving and closes both sockets; in-flight TCP connections and forwarded
+    /// UDP queries are dropped.
+    pub async fn close(self) {
+        self.serving.close().await;
     }
 }
 
 /// The optional listener on an address of the service's own namespace (`listen` in the
 /// config), which answers as the host: every network's names.
 pub struct HostListener {
-    server: Server<Handler>,
+    serving: Serving,
 }
 
 impl HostListener {
@@ -108,12 +108,37 @@ impl HostListener {
         let bind = |error: io::Error| Error::Bind { address, source: error };
         let udp = std::net::UdpSocket::bind(address).map_err(bind)?;
         let tcp = std::net::TcpListener::bind(address).map_err(bind)?;
-        Ok(Self { server: serve(udp, tcp, handler).map_err(bind)? })
+        Ok(Self { serving: Serving::start(udp, tcp, handler).map_err(bind)? })
     }
 
-    pub async fn close(mut self) {
-        if let Err(error) = self.server.shutdown_gracefully().await {
-            tracing::warn!(%error, "host listener stopped with an error");
+    pub async fn close(self) {
+        self.serving.close().await;
+    }
+}
+
+/// Both halves of a listener, on the current runtime.
+struct Serving {
+    udp: UdpServer,
+    tcp: Server<Handler>,
+}
+
+impl Serving {
+    fn start(
+        udp: std::net::UdpSocket,
+        tcp: std::net::TcpListener,
+        handler: Handler,
+    ) -> io::Result<Self> {
+        tcp.set_nonblocking(true)?;
+        let tcp_listener = tokio::net::TcpListener::from_std(tcp)?;
+        let mut tcp = Server::new(handler.clone());
+        tcp.register_listener(tcp_listener, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+        Ok(Self { udp: UdpServer::start(udp, handler)?, tcp })
+    }
+
+    async fn close(mut self) {
+        self.udp.close().await;
+        if let Err(error) = self.tcp.shutdown_gracefully().await {
+            tracing::warn!(%error, "TCP listener stopped with an error");
         }
     }
 }
@@ -136,22 +161,6 @@ fn bind_in(
     // TIME_WAIT do not keep a restarted service from binding again.
     let tcp = std::net::TcpListener::bind(RESOLVER_ADDRESS)?;
     Ok((udp, tcp))
-}
-
-/// Hands bound sockets to a hickory server on the current runtime.
-fn serve(
-    udp: std::net::UdpSocket,
-    tcp: std::net::TcpListener,
-    handler: Handler,
-) -> io::Result<Server<Handler>> {
-    udp.set_nonblocking(true)?;
-    tcp.set_nonblocking(true)?;
-    let udp = tokio::net::UdpSocket::from_std(udp)?;
-    let tcp = tokio::net::TcpListener::from_std(tcp)?;
-    let mut server = Server::new(handler);
-    server.register_socket(udp);
-    server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
-    Ok(server)
 }
 
 /// Runs `work` on a new OS thread that exits when it is done.

@@ -12,8 +12,8 @@ struct Args {
     common: CommonArgs,
 }
 
-/// hickory-server logs every query at INFO, a line per name lookup of every container.
-/// Unless the operator chose a filter, its per-query lines stay out of the log.
+/// hickory-server, which serves the TCP side, logs every query at INFO, a line per name
+/// lookup. Unless the operator chose a filter, its per-query lines stay out of the log.
 const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn";
 
 #[tokio::main]

@@ -1,5 +1,5 @@
 //! Service tests as root: the real service (`cnet_dns::run`: gRPC on a Unix socket, sled
-//! in a temp dir, hickory listeners inside real network namespaces) driven by the
+//! in a temp dir, the listeners inside real network namespaces) driven by the
 //! generated client, each test inside its own throwaway network and mount namespaces.
 //! Queries are sent from threads that entered a sandbox, to 127.0.0.11:53 as a
 //! container would; unknown names go to fake upstreams on the test's own loopback.
