@@ -162,3 +162,23 @@ fn kill_9_of_the_dns_service_loses_no_name() {
         (out.stdout.trim() == "172.16.1.0").then_some(())
     });
 }
+
+#[test]
+fn containers_only_on_internal_networks_get_no_forwarding() {
+    let cluster = Cluster::start();
+    let upstream = cluster.upstream_dns(&["upstream.test=10.9.9.9"]);
+    cluster.cnet(&["network", "create", "--internal", "--subnet", "10.89.0.0/24", "sealed"]).ok();
+    cluster.cnet(&["run", "-d", "--name", "inside", "--network", "sealed"]).ok();
+    cluster.cnet(&["run", "-d", "--name", "peer", "--network", "sealed"]).ok();
+
+    // Names of the network still resolve; everything else stays inside.
+    assert_eq!(dig(&cluster, "inside", &["peer"]).trim(), "10.89.0.3");
+    assert_eq!(status(&cluster, "inside", "upstream.test"), "NXDOMAIN");
+    let log = std::fs::read_to_string(&upstream).unwrap();
+    assert!(!log.contains("upstream.test"), "nothing is forwarded for a sealed container: {log}");
+
+    // A container with a way out (another, non-internal network) is forwarded as usual.
+    cluster.cnet(&["network", "create", "--subnet", "10.90.0.0/24", "open"]).ok();
+    cluster.cnet(&["network", "connect", "open", "peer"]).ok();
+    assert_eq!(dig(&cluster, "peer", &["upstream.test"]).trim(), "10.9.9.9");
+}

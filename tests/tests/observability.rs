@@ -259,6 +259,7 @@ fn metrics_count_requests_by_method_and_code() {
         ("CNET_GATEWAY__SERVER__METRICS_LISTEN", "127.0.0.1:9411"),
         ("CNET_IPAM__SERVER__METRICS_LISTEN", "127.0.0.1:9412"),
         ("CNET_NAT__SERVER__METRICS_LISTEN", "127.0.0.1:9413"),
+        ("CNET_DNS__SERVER__METRICS_LISTEN", "127.0.0.1:9414"),
     ]);
     let requests = "cnet_grpc_requests_total";
     let create =
@@ -318,4 +319,18 @@ fn metrics_count_requests_by_method_and_code() {
         let labels = [port[0], port[1], ("direction", direction)];
         assert!(sample(&nat, "cnet_nat_proxy_bytes_total", &labels) > 0.0, "{direction}: {nat}");
     }
+
+    // The resolver counts queries by source and result.
+    cluster.cnet(&["run", "-d", "--name", "asker", "--network", "small"]).ok();
+    let dig = ["exec", "asker", "--", "dig", "@127.0.0.11", "+short", "+tries=1"];
+    let found = cluster.cnet(&[&dig[..], &["asker"]].concat()).ok();
+    assert_eq!(found.trim(), "10.9.0.2");
+    cluster.cnet(&[&dig[..], &["elsewhere.test"]].concat()).ok();
+    let dns = scrape(&cluster, "127.0.0.1:9414");
+    let count = |source, rcode| {
+        sample(&dns, "cnet_dns_queries_total", &[("source", source), ("rcode", rcode)])
+    };
+    // A container's name is answered here; other names go upstream, where nothing
+    // listens in this cluster.
+    assert!(count("local", "NoError") >= 1.0 && count("upstream", "ServFail") >= 1.0, "{dns}");
 }

@@ -28,6 +28,7 @@ use hickory_server::{
 use crate::{
     domain::{Asker, ContainerId, Outcome, QueryKind, Records, Upstream, answer},
     forward::{ForwardOptions, Forwarder},
+    metrics,
 };
 
 /// The smallest UDP payload every DNS client accepts (RFC 1035).
@@ -107,6 +108,14 @@ impl Handler {
 
     /// Answers what needs no upstream; never waits.
     pub fn resolve_locally(&self, request: &Request) -> Resolution {
+        let resolution = self.decide(request);
+        if let Resolution::Answered(reply) = &resolution {
+            metrics::local(reply.metadata.response_code);
+        }
+        resolution
+    }
+
+    fn decide(&self, request: &Request) -> Resolution {
         let metadata = &request.metadata;
         if metadata.op_code != OpCode::Query || metadata.message_type != MessageType::Query {
             return Resolution::Answered(Reply::error(metadata, ResponseCode::NotImp));
@@ -134,6 +143,9 @@ impl Handler {
             "query"
         );
         match outcome {
+            Outcome::Forward if !records.forwards(self.asker()) => {
+                Resolution::Answered(Reply::error(metadata, ResponseCode::NXDomain))
+            }
             Outcome::Forward => Resolution::Forward(records.upstreams(self.asker()).to_vec()),
             local => Resolution::Answered(Reply {
                 answers: answer::local_records(query.original().name(), &local),
@@ -144,6 +156,12 @@ impl Handler {
 
     /// Asks `upstreams` (the host's if empty) and makes the client's answer of theirs.
     pub async fn forward(&self, request: &Request, upstreams: Vec<Upstream>) -> Reply {
+        let reply = self.ask_upstreams(request, upstreams).await;
+        metrics::upstream(reply.metadata.response_code);
+        reply
+    }
+
+    async fn ask_upstreams(&self, request: &Request, upstreams: Vec<Upstream>) -> Reply {
         let query = match request.request_info() {
             Ok(info) => info.query.original().clone(),
             Err(_) => return Reply::error(&request.metadata, ResponseCode::FormErr),

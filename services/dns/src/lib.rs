@@ -10,6 +10,7 @@
 //!   queries it forwards.
 //! - `handler`: the answers, from the current tables (swapped atomically) or forwarded;
 //!   shared by both transports (hickory's `RequestHandler` for TCP).
+//! - `metrics`: queries by source (local or upstream) and response code.
 //! - `forward`: the upstream client (failover, TCP fallback), its cache and the host's
 //!   resolv.conf.
 //! - `store`: registrations in the service's sled store, flushed before every reply.
@@ -25,6 +26,7 @@ mod forward;
 mod grpc;
 mod handler;
 mod listener;
+mod metrics;
 mod registry;
 mod store;
 mod udp;
@@ -33,12 +35,11 @@ use std::{future::Future, io, net::SocketAddr, path::PathBuf, sync::Arc, time::D
 
 use cnet_common::{
     config::{ServerConfig, ServiceConfig},
-    server::{self, Listeners, Standard},
+    server::{Listeners, Starting},
     store::{Store, StoreError},
 };
 use cnet_proto::dns::v1::dns_server::DnsServer;
 use serde::{Deserialize, Serialize};
-use tonic_health::ServingStatus;
 
 use crate::{
     forward::Forwarder,
@@ -145,6 +146,7 @@ pub async fn run(
     config.validate().map_err(Error::Config)?;
     let forwarder =
         Forwarder::new(config.resolv_conf.clone(), config.upstream_timeout(), config.cache_size);
+    let mut starting = Starting::serve(listeners, &config.server, shutdown).await;
     let resolver = Arc::new(Resolver::new(forwarder));
     let registry = Arc::new(Registry::open(store, resolver.clone()).await?);
     let host = match config.listen {
@@ -155,12 +157,8 @@ pub async fn run(
         }
         None => None,
     };
-    let mut standard = Standard::new();
-    standard.add_service(DnsServer::new(DnsService::new(registry.clone())));
-    let (health, routes) = standard.routes();
-    health.set_serving::<DnsServer<DnsService>>().await;
-    health.set_service_status("", ServingStatus::Serving).await;
-    let served = server::serve(listeners, routes, &config.server, shutdown).await;
+    starting.add_service(DnsServer::new(DnsService::new(registry.clone())));
+    let served = starting.ready().await;
     registry.close_all().await;
     if let Some(host) = host {
         host.close().await;

@@ -77,6 +77,9 @@ struct Scope {
     /// Lower-cased link alias → target container.
     links: HashMap<String, ContainerId>,
     upstreams: Vec<Upstream>,
+    /// False when every network is `--internal`: such a container has no way out, and
+    /// forwarding its queries from the host would be one.
+    forwards: bool,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +117,7 @@ impl Records {
                     .map(|link| (names::normalise(&link.alias), link.target.clone()))
                     .collect(),
                 upstreams: registration.upstreams.clone(),
+                forwards: registration.endpoints.iter().any(|endpoint| !endpoint.internal),
             };
             records.scopes.insert(id.clone(), scope);
         }
@@ -125,6 +129,14 @@ impl Records {
 
     pub fn is_registered(&self, container: &ContainerId) -> bool {
         self.scopes.contains_key(container)
+    }
+
+    /// Whether names this resolver does not know are forwarded for `asker`.
+    pub fn forwards(&self, asker: Asker<'_>) -> bool {
+        match asker {
+            Asker::Container(id) => self.scopes.get(id).is_none_or(|scope| scope.forwards),
+            Asker::Host => true,
+        }
     }
 
     /// The container's own upstreams; empty means the host's resolv.conf servers.
