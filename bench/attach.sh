@@ -84,22 +84,9 @@ build_cnet
 log "cnet binaries: $BIN ($PROFILE)"
 bench_cgroup_enter
 
-# The namespaces the chosen systems need (cnet-connect and cnet-run share one cluster,
-# docker-connect and docker-run one dockerd).
-needed=()
-for system in $SYSTEMS; do
-    ns=${system%%-*}
-    [[ " ${needed[*]} " == *" $ns "* ]] || needed+=("$ns")
-done
-start_systems "${needed[@]}"
+start_systems_for "$SYSTEMS"
 
-{
-    echo "kernel=$(uname -r)"
-    echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
-    echo "cores=$(nproc)"
-    echo "memory_gib=$(awk '/MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)"
-    echo "os=$(. /etc/os-release && echo "$PRETTY_NAME")"
-} >"$WORK/machine"
+write_machine_facts "$WORK/machine"
 
 mkdir -p "$(dirname "$RESULTS")"
 /usr/bin/python3 "$REPO/bench/attach.py"

@@ -209,6 +209,28 @@ start_systems() {
     done
 }
 
+# start_systems_for "SYSTEM...": the namespaces the systems need (cnet-connect and
+# cnet-run share one cluster, docker-connect and docker-run one dockerd), started.
+start_systems_for() {
+    local system ns needed=()
+    for system in $1; do
+        ns=${system%%-*}
+        [[ " ${needed[*]} " == *" $ns "* ]] || needed+=("$ns")
+    done
+    start_systems "${needed[@]}"
+}
+
+# write_machine_facts FILE: what the results say about the machine.
+write_machine_facts() {
+    {
+        echo "kernel=$(uname -r)"
+        echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+        echo "cores=$(nproc)"
+        echo "memory_gib=$(awk '/MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)"
+        echo "os=$(. /etc/os-release && echo "$PRETTY_NAME")"
+    } >"$1"
+}
+
 # Everything down and gone: containers and dockerd politely (so runc removes its
 # cgroups), the cnet cluster, then each namespace's init; then our cgroups and WORK.
 cleanup_systems() {
