@@ -108,6 +108,7 @@ pub async fn run(
         .add_service(SystemServiceServer::new(api.clone()))
         .add_service(NetworkServiceServer::new(api.clone()))
         .add_service(ContainerServiceServer::new(api));
+    tokio::spawn(gateway.clone().sweep_drift());
     let serving = starting.open().await;
     tokio::spawn({
         let config = config.clone();

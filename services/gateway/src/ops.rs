@@ -19,6 +19,7 @@ mod network;
 mod ports;
 mod reconcile;
 mod recover;
+pub mod sweep;
 
 use std::{
     collections::HashMap,

@@ -269,7 +269,10 @@ impl Gateway {
             Leftover::DeadProcess { container_id, .. } => {
                 let _guard = self.lock_container(container_id).await;
                 let record = self.reload(container_id)?;
-                self.mark_exited(record, -1).await?;
+                // A stop or the exit watcher may have finished it meanwhile.
+                if record.is_running() {
+                    self.mark_exited(record, -1).await?;
+                }
             }
         }
         Ok(())
