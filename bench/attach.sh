@@ -75,14 +75,7 @@ export WORK
 trap 'status=$?; log "cleaning up"; cleanup_systems; exit $status' EXIT
 trap 'exit 130' INT TERM
 
-install_packages netavark aardvark-dns containernetworking-plugins docker.io busybox-static \
-    iproute2 iptables iputils-ping util-linux procps python3 jq
-for tool in nsenter unshare ping jq /usr/bin/python3 "$NETAVARK" "$CNI_DIR/bridge"; do
-    command -v "$tool" >/dev/null || die "$tool is missing and could not be installed"
-done
-build_cnet
-log "cnet binaries: $BIN ($PROFILE)"
-bench_cgroup_enter
+prepare_systems
 
 start_systems_for "$SYSTEMS"
 

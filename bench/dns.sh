@@ -104,22 +104,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ------------------------------------------------------------------------- namespaces
-# nsx PID SECONDS CMD...: run CMD inside the namespaces of PID, bounded in time.
-nsx() {
-    local pid=$1 seconds=$2
-    shift 2
-    nsenter --target "$pid" --net --mount --pid -- timeout --kill-after=5 "$seconds" "$@"
-}
-
-# nsd PID LOG CMD...: start a daemon inside the namespaces of PID (no time limit: it
-# dies with the namespace).
-nsd() {
-    local pid=$1 out=$2
-    shift 2
-    setsid nsenter --target "$pid" --net --mount --pid -- "$@" </dev/null >"$out" 2>&1 &
-}
-
 # ------------------------------------------------------------------------ the systems
 # Each setup_<system> runs in its own `set -e` subshell and leaves, in
 # $WORK/<system>/client: NETNS (the client's network namespace, as a path inside the

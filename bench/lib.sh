@@ -17,6 +17,21 @@ new_ns() {
     echo "$child"
 }
 
+# nsx PID SECONDS CMD...: run CMD inside the namespaces of PID, bounded in time.
+nsx() {
+    local pid=$1 seconds=$2
+    shift 2
+    nsenter --target "$pid" --net --mount --pid -- timeout --kill-after=5 "$seconds" "$@"
+}
+
+# nsd PID LOG CMD...: a daemon inside the namespaces of PID (it dies with them).
+nsd() {
+    local pid=$1 out=$2
+    shift 2
+    setsid nsenter --target "$pid" --net --mount --pid -- "$@" </dev/null >"$out" 2>&1 &
+    disown $!
+}
+
 # Runs "$@" until it succeeds, for at most $1 seconds.
 wait_for() {
     local seconds=$1

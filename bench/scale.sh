@@ -71,14 +71,7 @@ export WORK
 trap 'status=$?; log "cleaning up (detaching what is left takes a while)"; cleanup_systems; exit $status' EXIT
 trap 'exit 130' INT TERM
 
-install_packages netavark aardvark-dns containernetworking-plugins docker.io busybox-static \
-    iproute2 iptables iputils-ping util-linux procps python3 jq
-for tool in nsenter unshare ping jq /usr/bin/python3 "$NETAVARK" "$CNI_DIR/bridge"; do
-    command -v "$tool" >/dev/null || die "$tool is missing and could not be installed"
-done
-build_cnet
-log "cnet binaries: $BIN ($PROFILE)"
-bench_cgroup_enter
+prepare_systems
 
 if ((DOCKER_MAX_N == 0)); then SYSTEMS=${SYSTEMS//docker-run/}; export SYSTEMS; fi
 start_systems_for "$SYSTEMS"

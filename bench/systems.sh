@@ -32,21 +32,6 @@ NETAVARK=/usr/lib/podman/netavark
 AARDVARK=/usr/lib/podman/aardvark-dns
 CNI_DIR=/usr/lib/cni
 
-# nsx PID SECONDS CMD...: run CMD inside the namespaces of PID, bounded in time.
-nsx() {
-    local pid=$1 seconds=$2
-    shift 2
-    nsenter --target "$pid" --net --mount --pid -- timeout --kill-after=5 "$seconds" "$@"
-}
-
-# nsd PID LOG CMD...: a daemon inside the namespaces of PID (it dies with them).
-nsd() {
-    local pid=$1 out=$2
-    shift 2
-    setsid nsenter --target "$pid" --net --mount --pid -- "$@" </dev/null >"$out" 2>&1 &
-    disown $!
-}
-
 # The benchmark's own CPU time, to tell it from other work on this shared machine: this
 # shell (and so everything it starts) moves into cpuacct/cnetbench-<pid>/main; dockerd's
 # containers go to cnetbench-<pid>/docker. BENCH_CGROUP (read by benchlib.CpuWindow) is
@@ -207,6 +192,19 @@ start_systems() {
         fi
         echo "${NS[$ns]}" >"$WORK/$ns/ns_pid"
     done
+}
+
+# prepare_systems: the peers' packages and tools, cnet's binaries, the benchmark's cgroup.
+prepare_systems() {
+    install_packages netavark aardvark-dns containernetworking-plugins docker.io busybox-static \
+        iproute2 iptables iputils-ping util-linux procps python3 jq
+    local tool
+    for tool in nsenter unshare ping jq /usr/bin/python3 "$NETAVARK" "$CNI_DIR/bridge"; do
+        command -v "$tool" >/dev/null || die "$tool is missing and could not be installed"
+    done
+    build_cnet
+    log "cnet binaries: $BIN ($PROFILE)"
+    bench_cgroup_enter
 }
 
 # start_systems_for "SYSTEM...": the namespaces the systems need (cnet-connect and
