@@ -114,9 +114,8 @@ impl<K: Kernel> Agent<K> {
         };
         let attached: Vec<String> = self
             .records
-            .endpoints()?
+            .endpoints_on_network(network_id)
             .into_iter()
-            .filter(|endpoint| endpoint.network_id == *network_id)
             .map(|endpoint| endpoint.id.to_string())
             .collect();
         if !attached.is_empty() {
@@ -201,10 +200,8 @@ impl<K: Kernel> Agent<K> {
             return Ok(());
         };
         let mut errors = Vec::new();
-        for endpoint in self.records.endpoints()? {
-            if endpoint.sandbox_id == *id
-                && let Err(error) = self.remove_endpoint(&endpoint).await
-            {
+        for endpoint in self.records.endpoints_in_sandbox(id) {
+            if let Err(error) = self.remove_endpoint(&endpoint).await {
                 errors.push(error);
             }
         }
@@ -234,7 +231,7 @@ impl<K: Kernel> Agent<K> {
             Error::NotFound(format!("sandbox {:?} does not exist", request.sandbox_id.as_str()))
         })?;
         let endpoint = request.resolve(&bridge);
-        let recorded = self.records.endpoint(&endpoint.id)?;
+        let recorded = self.records.endpoint(&endpoint.id);
         match &recorded {
             Some(recorded) if *recorded != endpoint => {
                 return Err(Error::AlreadyExists(format!(
@@ -263,16 +260,16 @@ impl<K: Kernel> Agent<K> {
 
     /// Two records must never want the same interface name.
     fn check_names_free(&self, endpoint: &Endpoint) -> Result<()> {
-        for other in self.records.endpoints()? {
-            if other.host_ifname == endpoint.host_ifname {
-                return Err(Error::AlreadyExists(format!(
-                    "host interface {:?} of endpoint {:?} is already used by endpoint {:?}",
-                    endpoint.host_ifname.as_str(),
-                    endpoint.id.as_str(),
-                    other.id.as_str()
-                )));
-            }
-            if other.sandbox_id == endpoint.sandbox_id && other.ifname == endpoint.ifname {
+        if let Some(other) = self.records.endpoint_with_host_ifname(&endpoint.host_ifname) {
+            return Err(Error::AlreadyExists(format!(
+                "host interface {:?} of endpoint {:?} is already used by endpoint {:?}",
+                endpoint.host_ifname.as_str(),
+                endpoint.id.as_str(),
+                other.id.as_str()
+            )));
+        }
+        for other in self.records.endpoints_in_sandbox(&endpoint.sandbox_id) {
+            if other.ifname == endpoint.ifname {
                 return Err(Error::AlreadyExists(format!(
                     "sandbox {:?} already has {:?} (endpoint {:?})",
                     endpoint.sandbox_id.as_str(),
@@ -331,7 +328,7 @@ impl<K: Kernel> Agent<K> {
 
     pub async fn delete_endpoint(&self, id: &EndpointId) -> Result<()> {
         let _guard = self.lock().await;
-        match self.records.endpoint(id)? {
+        match self.records.endpoint(id) {
             Some(endpoint) => self.remove_endpoint(&endpoint).await,
             None => Ok(()),
         }
@@ -354,8 +351,8 @@ impl<K: Kernel> Agent<K> {
         Ok(())
     }
 
-    pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        Ok(self.records.endpoints()?)
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.records.endpoints()
     }
 
     /// Prefixes in use in the agent's namespace, except those on cnet bridges, masked

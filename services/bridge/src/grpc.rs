@@ -218,7 +218,7 @@ impl<K: Kernel> pb::bridge_agent_server::BridgeAgent for BridgeService<K> {
         &self,
         _request: Request<pb::ListEndpointsRequest>,
     ) -> Result<Response<pb::ListEndpointsResponse>, Status> {
-        let endpoints = self.agent.endpoints()?.into_iter().map(endpoint_to).collect();
+        let endpoints = self.agent.endpoints().into_iter().map(endpoint_to).collect();
         Ok(Response::new(pb::ListEndpointsResponse { endpoints }))
     }
 

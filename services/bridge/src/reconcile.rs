@@ -39,7 +39,7 @@ pub async fn reconcile<K: Kernel>(agent: &Agent<K>) -> Result<Summary> {
     let _guard = agent.lock().await;
     let bridges = agent.records.bridges()?;
     let sandboxes = agent.records.sandboxes()?;
-    let endpoints = agent.records.endpoints()?;
+    let endpoints = agent.records.endpoints();
     let links = agent.kernel.links().await?;
     let mut summary = Summary::default();
     let mut outcome = |result: Result<bool>, what: &str, id: &str| match result {

@@ -1,7 +1,7 @@
 //! `network connect` and `network disconnect`: one more (or one less) bridge network for
 //! a container, live if it runs (MULTI-1).
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use cnet_proto::{bridge::v1 as bridge, ipam::v1 as ipam};
 
@@ -65,7 +65,7 @@ impl Gateway {
             let index = record.attachments.len() - 1;
             let lease = self.lease(&record, index).await?;
             record.attachments[index].lease = Some(lease);
-            let plumbed = self.replumb(&record).await;
+            let plumbed = self.plug(&record, index).await;
             if let Err(error) = plumbed {
                 self.unplug(&record.id, &network.id).await;
                 return Err(error);
@@ -109,11 +109,27 @@ impl Gateway {
     }
 
     /// Brings a running container's interfaces, names and files in line with its
-    /// attachments.
+    /// attachments (after a disconnect, another interface may now carry the default
+    /// route).
     async fn replumb(&self, record: &ContainerRecord) -> Result<()> {
         let netns_path = self.plumb(record).await?;
-        self.register_names(record, &netns_path).await?;
-        self.put_files(record, true).await.map(drop)
+        self.announce(record, &netns_path).await
+    }
+
+    /// Gives a running container attachment `index`'s interface; the others are
+    /// already in place.
+    async fn plug(&self, record: &ContainerRecord, index: usize) -> Result<()> {
+        let netns_path = self.ensure_sandbox(record).await?;
+        self.ensure_endpoint(record, index).await?;
+        self.announce(record, &netns_path).await
+    }
+
+    /// Tells the dns and hosts services about the container's networks, both at once.
+    async fn announce(&self, record: &ContainerRecord, netns_path: &Path) -> Result<()> {
+        let (registered, written) =
+            tokio::join!(self.register_names(record, netns_path), self.put_files(record, true));
+        registered?;
+        written.map(drop)
     }
 
     /// Removes one network's veth and address from a container; failures are logged and

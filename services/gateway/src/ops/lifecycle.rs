@@ -87,9 +87,15 @@ impl Gateway {
                     record.attachments[index].lease = Some(lease);
                 }
                 netns_path = self.plumb(&record).await?;
-                record.port_bindings = self.publish(&record).await?;
-                self.register_names(&record, &netns_path).await?;
-                mounted = self.put_files(&record, true).await?;
+                // Three services, three flushes: overlapped, not one after another.
+                let (published, registered, written) = tokio::join!(
+                    self.publish(&record),
+                    self.register_names(&record, &netns_path),
+                    self.put_files(&record, true),
+                );
+                record.port_bindings = published?;
+                registered?;
+                mounted = written?;
                 (Some(netns_path.as_path()), None, Some(record.hostname.as_str()), None)
             }
             NetworkMode::Host => {
@@ -128,12 +134,14 @@ impl Gateway {
         let pid = started.pid;
         self.watch_exit(&record.id, pid, Some(started.child));
         let recorded = async {
-            self.records.put_container(&record).await?;
-            if !record.shares_files() {
-                // Files rewritten from here on reach the process by swapped mounts.
-                self.put_files(&record, true).await?;
+            if record.shares_files() {
+                return self.records.put_container(&record).await.map_err(Error::from);
             }
-            Ok(())
+            // Files rewritten from here on reach the process by swapped mounts.
+            let (stored, written) =
+                tokio::join!(self.records.put_container(&record), self.put_files(&record, true));
+            stored?;
+            written.map(drop)
         };
         if let Err(error) = recorded.await {
             sandbox::signal(pid, libc::SIGKILL);
@@ -220,6 +228,15 @@ impl Gateway {
     /// Creates (or confirms) the sandbox and one endpoint per leased attachment.
     #[tracing::instrument(name = "create sandbox and veths", skip_all, fields(container = %record.name))]
     pub(super) async fn plumb(&self, record: &ContainerRecord) -> Result<PathBuf> {
+        let netns_path = self.ensure_sandbox(record).await?;
+        for index in 0..record.attachments.len() {
+            self.ensure_endpoint(record, index).await?;
+        }
+        Ok(netns_path)
+    }
+
+    /// Creates (or confirms) the container's network namespace and returns its path.
+    pub(super) async fn ensure_sandbox(&self, record: &ContainerRecord) -> Result<PathBuf> {
         let sandbox = retry(
             "create network namespace",
             &self.backends.bridge,
@@ -230,27 +247,31 @@ impl Gateway {
             |mut c, m| async move { c.ensure_sandbox(m).await },
         )
         .await?;
-        for (index, attachment) in record.attachments.iter().enumerate() {
-            let Some(lease) = &attachment.lease else { continue };
-            retry(
-                "create veth pair",
-                &self.backends.bridge,
-                bridge::EnsureEndpointRequest {
-                    id: endpoint_id(&record.id, &attachment.network_id),
-                    network_id: attachment.network_id.clone(),
-                    sandbox_id: record.sandbox_id().to_owned(),
-                    ifname: lease.ifname.clone(),
-                    address_cidr: format!("{}/{}", lease.address, lease.prefix_len),
-                    gateway: lease.gateway.to_string(),
-                    mac: lease.mac.clone(),
-                    mtu: 0,
-                    default_route: index == 0,
-                },
-                |mut c, m| async move { c.ensure_endpoint(m).await },
-            )
-            .await?;
-        }
         Ok(PathBuf::from(sandbox.netns_path))
+    }
+
+    /// Creates (or confirms) the veth pair of attachment `index`, if it holds an address.
+    pub(super) async fn ensure_endpoint(&self, record: &ContainerRecord, index: usize) -> Result<()> {
+        let attachment = &record.attachments[index];
+        let Some(lease) = &attachment.lease else { return Ok(()) };
+        retry(
+            "create veth pair",
+            &self.backends.bridge,
+            bridge::EnsureEndpointRequest {
+                id: endpoint_id(&record.id, &attachment.network_id),
+                network_id: attachment.network_id.clone(),
+                sandbox_id: record.sandbox_id().to_owned(),
+                ifname: lease.ifname.clone(),
+                address_cidr: format!("{}/{}", lease.address, lease.prefix_len),
+                gateway: lease.gateway.to_string(),
+                mac: lease.mac.clone(),
+                mtu: 0,
+                default_route: index == 0,
+            },
+            |mut c, m| async move { c.ensure_endpoint(m).await },
+        )
+        .await?;
+        Ok(())
     }
 
     /// Deletes the sandbox (its veths go with it) and releases the addresses held on
