@@ -137,13 +137,30 @@ def self_times(trace):
     return out
 
 
+def subtree(trace, root):
+    """The spans of `trace` under `root` (itself included)."""
+    children = {}
+    for s in trace:
+        children.setdefault(s["parent"], []).append(s)
+    out, todo = [], [root]
+    while todo:
+        s = todo.pop()
+        out.append(s)
+        todo.extend(children.get(s["span"], []))
+    return out
+
+
 def breakdown(samples, spans):
     """Per operation: the CLI's wall time, the gateway's request span, the client part,
     the time in each service (own span time), and each named span's duration."""
     by_trace = {}
     for s in spans:
         by_trace.setdefault(s["trace"], []).append(s)
-    roots = [s for s in spans if not s["parent"] and s["service"] == "cnet-gateway" and "/" in s["name"]]
+    # The gateway's request span: the trace's root, or the child of the CLI's root span
+    # (`cnet <command>`), which is left out: the client part is measured by wall time.
+    cli_spans = {s["span"] for s in spans if s["service"] == "cnet-cli"}
+    roots = [s for s in spans if s["service"] == "cnet-gateway" and "/" in s["name"]
+             and (not s["parent"] or s["parent"] in cli_spans)]
     roots.sort(key=lambda s: s["start"])
     out = {}
     for op, runs in samples.items():
@@ -153,7 +170,7 @@ def breakdown(samples, spans):
             root = next((r for r in roots if lo <= r["start"] <= hi), None)
             if root is None:
                 continue
-            trace = by_trace[root["trace"]]
+            trace = subtree(by_trace[root["trace"]], root)
             own = self_times(trace)
             services = {}
             for s in trace:
