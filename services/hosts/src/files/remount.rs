@@ -11,7 +11,9 @@
 //!
 //! Mount-namespace changes apply to the calling thread for good and are refused to
 //! threads that share their filesystem attributes, so each swap runs on a short-lived
-//! OS thread that unshares them, enters the container's namespace, swaps and ends.
+//! OS thread that unshares them, enters the container's namespace, looks which mounts
+//! show an old file, and only if some do, clones the new files' mounts back in the
+//! service's namespace and swaps them in the container's; then the thread ends.
 //!
 //! The container is found by pid, checked against the process's start time so that a
 //! reused pid never leads into someone else's namespace; the service's own mount
@@ -124,36 +126,50 @@ fn refresh_on_this_thread(process: Process, swaps: &[Swap<'_>]) -> io::Result<Re
     if !cnet_common::process::is_alive(process.pid, process.start_ticks) {
         return Ok(Refreshed::Gone);
     }
-    if same_file(&namespace.metadata()?, &std::fs::metadata("/proc/thread-self/ns/mnt")?) {
+    let own = File::open("/proc/thread-self/ns/mnt")?;
+    if same_file(&namespace.metadata()?, &own.metadata()?) {
         return Err(io::Error::other(format!(
             "process {} shares the hosts service's mount namespace",
             process.pid
         )));
     }
-    // Sources are opened here, in the service's namespace, before leaving it.
-    let mut sources = Vec::with_capacity(swaps.len());
-    for swap in swaps {
-        let metadata = std::fs::metadata(swap.source)?;
-        sources.push((open_tree(swap.source)?, metadata, CString::new(swap.target)?));
-    }
-    // SAFETY: plain syscalls on a valid namespace fd; they change only this thread,
-    // which ends when this function returns.
-    unsafe {
-        check(libc::unshare(libc::CLONE_FS))?;
-        check(libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNS))?;
-    }
-    let mut swapped = 0;
-    for (tree, source, target) in &sources {
-        let Some(shown) = mount_root(target)? else { continue };
-        if shown.0 == source.dev() && shown.1 == source.ino() {
-            continue;
+    let sources = swaps
+        .iter()
+        .map(|swap| Ok((std::fs::metadata(swap.source)?, CString::new(swap.target)?)))
+        .collect::<io::Result<Vec<_>>>()?;
+    // SAFETY: unshare only changes this thread, which ends when this function returns.
+    check(unsafe { libc::unshare(libc::CLONE_FS) })?;
+    // Look first: cloning a mount and dropping the old one are the costly part, and most
+    // calls find at most one file changed (often none).
+    enter(&namespace)?;
+    let mut stale = Vec::new();
+    for (swap, (source, target)) in swaps.iter().zip(&sources) {
+        match mount_root(target)? {
+            Some(shown) if shown != (source.dev(), source.ino()) => stale.push((swap, target)),
+            _ => {}
         }
+    }
+    if stale.is_empty() {
+        return Ok(Refreshed::Done { swapped: 0 });
+    }
+    // The new files' mounts are cloned in the service's namespace, where their paths are.
+    enter(&own)?;
+    let trees =
+        stale.iter().map(|(swap, _)| open_tree(swap.source)).collect::<io::Result<Vec<_>>>()?;
+    enter(&namespace)?;
+    for (tree, (_, target)) in trees.iter().zip(&stale) {
         move_beneath(tree, target)?;
         // SAFETY: umount2 on a NUL-terminated path; the top mount is the old file's.
         check(unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) })?;
-        swapped += 1;
     }
-    Ok(Refreshed::Done { swapped })
+    Ok(Refreshed::Done { swapped: stale.len() })
+}
+
+/// Moves this thread into the mount namespace `namespace`.
+fn enter(namespace: &File) -> io::Result<()> {
+    // SAFETY: setns on an open namespace fd; it changes only this thread, which has its
+    // own filesystem attributes (unshared) and ends soon.
+    check(unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNS) })
 }
 
 /// A detached copy of the mount of `path`, to be attached elsewhere.
