@@ -1,5 +1,7 @@
 //! The service's state: every registration with its listener, kept in step with the
-//! store and published to the handlers as fresh record tables.
+//! store, and the record tables made from them, updated by each change (the old
+//! registration's records out, the new one's in) and published to the handlers as a
+//! snapshot.
 //!
 //! One tokio mutex serialises registrations from the namespace check through the flush
 //! to the publication, so the store, the listeners and the tables always describe the
@@ -29,9 +31,16 @@ use crate::{
 };
 
 pub struct Registry {
-    state: Mutex<BTreeMap<ContainerId, Entry>>,
+    state: Mutex<State>,
     containers: Containers,
     resolver: Arc<Resolver>,
+}
+
+/// The entries and the tables made from their registrations: only changed together.
+#[derive(Default)]
+struct State {
+    entries: BTreeMap<ContainerId, Entry>,
+    records: Records,
 }
 
 struct Entry {
@@ -70,9 +79,10 @@ impl Registry {
             let entry = Entry { registration, netns, listener: None, listen_error: None };
             entries.insert(entry.registration.container_id.clone(), entry);
         }
-        let registry = Self { state: Mutex::new(BTreeMap::new()), containers, resolver };
+        let records = Records::build(entries.values().map(|entry| &entry.registration));
+        let registry = Self { state: Mutex::default(), containers, resolver };
         // The tables go first: a listener answers from its first packet on.
-        registry.publish(&entries);
+        registry.resolver.publish(records.clone());
         for (id, entry) in &mut entries {
             let path = &entry.registration.netns_path;
             let opened = match listener::identify(path) {
@@ -95,7 +105,7 @@ impl Registry {
         }
         let listening = entries.values().filter(|entry| entry.listener.is_some()).count();
         tracing::info!(containers = entries.len(), listening, "state loaded");
-        *registry.state.lock().await = entries;
+        *registry.state.lock().await = State { entries, records };
         Ok(registry)
     }
 
@@ -106,7 +116,7 @@ impl Registry {
         let mut state = self.state.lock().await;
         // Same namespace and still listening: the sockets stay as they are, so clients
         // in the middle of a TCP exchange never notice a record change.
-        let keep = state.get(&id).is_some_and(|e| e.netns == netns && e.listener.is_some());
+        let keep = state.entries.get(&id).is_some_and(|e| e.netns == netns && e.listener.is_some());
         let opened = if keep {
             None
         } else {
@@ -126,7 +136,7 @@ impl Registry {
         };
         let entry = Entry { registration, netns, listener, listen_error: None };
         let view = entry.view();
-        state.insert(id.clone(), entry);
+        state.insert(entry);
         self.publish(&state);
         if let Some(old) = replaced {
             old.close().await;
@@ -160,7 +170,7 @@ impl Registry {
     /// Every registration, ordered by name.
     pub async fn containers(&self) -> Vec<ContainerView> {
         let state = self.state.lock().await;
-        let mut views: Vec<ContainerView> = state.values().map(Entry::view).collect();
+        let mut views: Vec<ContainerView> = state.entries.values().map(Entry::view).collect();
         views.sort_by(|a, b| a.registration.name.cmp(&b.registration.name));
         views
     }
@@ -193,14 +203,29 @@ impl Registry {
     /// Closes every listener, at shutdown. The registrations stay stored.
     pub async fn close_all(&self) {
         let mut state = self.state.lock().await;
-        for entry in state.values_mut() {
+        for entry in state.entries.values_mut() {
             if let Some(listener) = entry.listener.take() {
                 listener.close().await;
             }
         }
     }
 
-    fn publish(&self, state: &BTreeMap<ContainerId, Entry>) {
-        self.resolver.publish(Records::build(state.values().map(|entry| &entry.registration)));
+    /// Publishes a clone of the tables, which shares all their structure: O(1).
+    fn publish(&self, state: &State) {
+        self.resolver.publish(state.records.clone());
+    }
+}
+
+impl State {
+    /// Adds an entry whose container has none.
+    fn insert(&mut self, entry: Entry) {
+        self.records.insert(&entry.registration);
+        self.entries.insert(entry.registration.container_id.clone(), entry);
+    }
+
+    fn remove(&mut self, id: &ContainerId) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        self.records.remove(&entry.registration);
+        Some(entry)
     }
 }

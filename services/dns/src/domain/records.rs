@@ -1,6 +1,13 @@
-//! The record tables the resolver answers from, rebuilt from every registration after
-//! each change and swapped in whole, so a query always sees one consistent snapshot and
-//! never waits for a registration.
+//! The record tables the resolver answers from, kept up to date one registration at a
+//! time and swapped in whole, so a query always sees one consistent snapshot and never
+//! waits for a registration. Every table that grows with the containers is a persistent
+//! map: a change copies only the O(log N) nodes on its path and shares the rest with the
+//! snapshot being answered from, so publishing a change costs the same with ten
+//! containers as with thousands, and a snapshot is cloned in O(1).
+//!
+//! Where registrations disagree (two claim one address on a network, or a stale one
+//! names a network differently) the greatest container id wins, so the tables depend
+//! only on the set of registrations, never on the order they came in.
 //!
 //! Scoping follows Docker 20.10's `Sandbox.ResolveName`: the asking container's networks
 //! are searched in its endpoint order and the first network that knows the name answers.
@@ -10,16 +17,13 @@
 //! looked up as an ordinary name. Names of containers on networks the asker is not
 //! attached to are unknown here, and so forwarded (DNS-6).
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    net::Ipv4Addr,
-};
+use std::{collections::HashMap, net::Ipv4Addr, sync::Arc};
 
 use rand::{Rng, seq::SliceRandom};
 
 use super::{
     names,
-    registration::{ContainerId, NetworkId, Registration, Upstream},
+    registration::{ContainerId, Endpoint, NetworkId, Registration, Upstream},
 };
 
 /// Who asks: a registered container (through its own listener), or the host (through
@@ -62,12 +66,14 @@ pub struct RecordRow {
     pub container_id: ContainerId,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Records {
-    scopes: HashMap<ContainerId, Scope>,
-    networks: HashMap<NetworkId, NetworkTable>,
+    /// Behind `Arc`: a change copies the map nodes on its path, and with them every
+    /// value they hold, so values must be cheap to copy.
+    scopes: imbl::HashMap<ContainerId, Arc<Scope>>,
+    networks: imbl::HashMap<NetworkId, NetworkTable>,
     /// Every network, by name: the host's search order.
-    all_networks: Vec<NetworkId>,
+    all_networks: Arc<[NetworkId]>,
 }
 
 /// What one container may see.
@@ -82,49 +88,78 @@ struct Scope {
     forwards: bool,
 }
 
-#[derive(Debug, Default)]
+/// One network's records; it exists while the network has members.
+#[derive(Debug, Default, Clone)]
 struct NetworkTable {
+    /// As the greatest member gives it.
     name: String,
     name_lower: String,
     /// Lower-cased name → every member answering to it, by address.
-    names: HashMap<String, BTreeSet<(Ipv4Addr, ContainerId)>>,
-    members: HashMap<ContainerId, Ipv4Addr>,
-    /// Address → PTR target and owner.
-    pointers: HashMap<Ipv4Addr, (String, ContainerId)>,
+    names: imbl::HashMap<String, imbl::OrdSet<(Ipv4Addr, ContainerId)>>,
+    /// Ordered, so that the greatest member, which names the network, is at hand.
+    members: imbl::OrdMap<ContainerId, Member>,
+    /// Address → PTR target of every member claiming it; the greatest one answers.
+    /// All are kept so that the next one answers when it leaves.
+    pointers: imbl::HashMap<Ipv4Addr, imbl::OrdMap<ContainerId, String>>,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    address: Ipv4Addr,
+    /// The network's name as this member's registration gives it.
+    network_name: String,
 }
 
 impl Records {
     pub fn build<'a>(registrations: impl IntoIterator<Item = &'a Registration>) -> Self {
         let mut records = Self::default();
         for registration in registrations {
-            let id = &registration.container_id;
-            for endpoint in &registration.endpoints {
-                let table = records.networks.entry(endpoint.network_id.clone()).or_default();
-                table.name.clone_from(&endpoint.network_name);
-                table.name_lower = endpoint.network_name.to_ascii_lowercase();
-                for name in registration.names_on(endpoint) {
-                    table.names.entry(name).or_default().insert((endpoint.address, id.clone()));
-                }
-                table.members.insert(id.clone(), endpoint.address);
-                let target = format!("{}.{}.", registration.name, endpoint.network_name);
-                table.pointers.insert(endpoint.address, (target, id.clone()));
-            }
-            let scope = Scope {
-                networks: registration.endpoints.iter().map(|e| e.network_id.clone()).collect(),
-                links: registration
-                    .link_aliases
-                    .iter()
-                    .map(|link| (names::normalise(&link.alias), link.target.clone()))
-                    .collect(),
-                upstreams: registration.upstreams.clone(),
-                forwards: registration.endpoints.iter().any(|endpoint| !endpoint.internal),
-            };
-            records.scopes.insert(id.clone(), scope);
+            records.insert(registration);
         }
-        let mut all: Vec<_> = records.networks.iter().map(|(id, t)| (&t.name, id)).collect();
-        all.sort();
-        records.all_networks = all.into_iter().map(|(_, id)| id.clone()).collect();
         records
+    }
+
+    /// Adds a container's records. It must not be in the tables already: replacing a
+    /// registration is [`Records::remove`] of the old one, then this.
+    pub fn insert(&mut self, registration: &Registration) {
+        let id = &registration.container_id;
+        debug_assert!(!self.scopes.contains_key(id), "{id} inserted twice");
+        let mut reorder = false;
+        for endpoint in &registration.endpoints {
+            let table = self.networks.entry(endpoint.network_id.clone()).or_default();
+            reorder |= table.insert(registration, endpoint);
+        }
+        self.scopes.insert(id.clone(), Arc::new(Scope::of(registration)));
+        if reorder {
+            self.order_networks();
+        }
+    }
+
+    /// Drops the records of `registration`, which must be the one inserted: its names and
+    /// addresses say what to drop. Other containers' records under the same names or
+    /// addresses stay.
+    pub fn remove(&mut self, registration: &Registration) {
+        let mut reorder = false;
+        for endpoint in &registration.endpoints {
+            let Some(table) = self.networks.get_mut(&endpoint.network_id) else { continue };
+            reorder |= table.remove(registration, endpoint);
+            if table.members.is_empty() {
+                self.networks.remove(&endpoint.network_id);
+                reorder = true;
+            }
+        }
+        self.scopes.remove(&registration.container_id);
+        if reorder {
+            self.order_networks();
+        }
+    }
+
+    /// Recomputes the host's order; only needed when a network comes, goes or is renamed,
+    /// and there are few networks.
+    fn order_networks(&mut self) {
+        let mut all: Vec<_> = self.networks.iter().map(|(id, t)| (&t.name, id)).collect();
+        all.sort();
+        self.all_networks = all.into_iter().map(|(_, id)| id.clone()).collect();
     }
 
     pub fn is_registered(&self, container: &ContainerId) -> bool {
@@ -161,8 +196,8 @@ impl Records {
         {
             return networks
                 .iter()
-                .filter_map(|id| Some((id, self.networks.get(id)?.pointers.get(&address)?)))
-                .map(|(id, (target, _))| Outcome::Pointer {
+                .filter_map(|id| Some((id, self.networks.get(id)?.pointer(address)?)))
+                .map(|(id, (_, target))| Outcome::Pointer {
                     network: id.clone(),
                     target: target.clone(),
                 })
@@ -211,8 +246,8 @@ impl Records {
             let link_target = links.and_then(|links| links.get(base));
             if let Some(target) = link_target {
                 for (id, table) in tables {
-                    if let Some(address) = table.members.get(target) {
-                        return Some((id, vec![*address]));
+                    if let Some(member) = table.members.get(target) {
+                        return Some((id, vec![member.address]));
                     }
                 }
                 continue;
@@ -247,12 +282,86 @@ impl Records {
                     rows.push(row("A", name.clone(), address.to_string(), container));
                 }
             }
-            for (address, (target, container)) in &table.pointers {
-                rows.push(row("PTR", names::reverse_name(*address), target.clone(), container));
+            for address in table.pointers.keys() {
+                if let Some((container, target)) = table.pointer(*address) {
+                    let name = names::reverse_name(*address);
+                    rows.push(row("PTR", name, target.clone(), container));
+                }
             }
         }
         rows.sort();
         rows
+    }
+}
+
+impl Scope {
+    fn of(registration: &Registration) -> Self {
+        Self {
+            networks: registration.endpoints.iter().map(|e| e.network_id.clone()).collect(),
+            links: registration
+                .link_aliases
+                .iter()
+                .map(|link| (names::normalise(&link.alias), link.target.clone()))
+                .collect(),
+            upstreams: registration.upstreams.clone(),
+            forwards: registration.endpoints.iter().any(|endpoint| !endpoint.internal),
+        }
+    }
+}
+
+impl NetworkTable {
+    /// Adds the member `registration` has through `endpoint`; true if the network is new
+    /// or renamed.
+    fn insert(&mut self, registration: &Registration, endpoint: &Endpoint) -> bool {
+        let id = &registration.container_id;
+        let fresh = self.members.is_empty();
+        for name in registration.names_on(endpoint) {
+            self.names.entry(name).or_default().insert((endpoint.address, id.clone()));
+        }
+        let target = format!("{}.{}.", registration.name, endpoint.network_name);
+        self.pointers.entry(endpoint.address).or_default().insert(id.clone(), target);
+        let member =
+            Member { address: endpoint.address, network_name: endpoint.network_name.clone() };
+        self.members.insert(id.clone(), member);
+        self.rename() || fresh
+    }
+
+    /// The inverse of [`NetworkTable::insert`]; true if the network is renamed.
+    fn remove(&mut self, registration: &Registration, endpoint: &Endpoint) -> bool {
+        let id = &registration.container_id;
+        let entry = (endpoint.address, id.clone());
+        for name in registration.names_on(endpoint) {
+            if let Some(members) = self.names.get_mut(&name) {
+                members.remove(&entry);
+                if members.is_empty() {
+                    self.names.remove(&name);
+                }
+            }
+        }
+        if let Some(claims) = self.pointers.get_mut(&endpoint.address) {
+            claims.remove(id);
+            if claims.is_empty() {
+                self.pointers.remove(&endpoint.address);
+            }
+        }
+        self.members.remove(id);
+        self.rename()
+    }
+
+    /// Takes the name the greatest member gives; true if it changed.
+    fn rename(&mut self) -> bool {
+        let Some((_, member)) = self.members.get_max() else { return false };
+        if member.network_name == self.name {
+            return false;
+        }
+        self.name.clone_from(&member.network_name);
+        self.name_lower = self.name.to_ascii_lowercase();
+        true
+    }
+
+    /// The owner and PTR target of `address`.
+    fn pointer(&self, address: Ipv4Addr) -> Option<&(ContainerId, String)> {
+        self.pointers.get(&address)?.get_max()
     }
 }
 

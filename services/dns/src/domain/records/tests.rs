@@ -1,7 +1,12 @@
 //! Scoping and name matching, table-driven: which names a container resolves, on which
 //! network, and what is forwarded instead (DOCKER_SEMANTICS.md DNS-2 … DNS-7).
 
-use std::{collections::HashSet, net::Ipv4Addr};
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::Ipv4Addr,
+};
+
+use rand::{SeedableRng, rngs::StdRng, seq::IndexedRandom};
 
 use super::*;
 use crate::domain::registration::{EndpointRequest, RegistrationRequest};
@@ -240,4 +245,170 @@ fn listing_covers_names_and_pointers_per_network() {
     expected.sort();
     assert_eq!(rows, expected);
     assert!(records.list(None).len() > rows.len());
+}
+
+/// Registrations that disagree, as stale ones may: the greatest container id wins, as
+/// when the tables were rebuilt from every registration in id order; when it leaves, the
+/// next one does.
+#[test]
+fn the_greatest_container_wins_a_shared_address_and_the_network_name() {
+    let request = |n, name, network_name, address| {
+        let mut request = registration(n, name, "", &[(network_name, address, &[])]);
+        request.endpoints[0].network_id = "id-front".into();
+        Registration::parse(&request).unwrap()
+    };
+    let newest = request(3, "newest", "front2", "172.16.1.9");
+    let mut records = Records::build(&[
+        newest.clone(),
+        request(1, "oldest", "front", "172.16.1.9"),
+        request(2, "other", "front", "172.16.1.2"),
+    ]);
+    let ptr = |records: &Records| {
+        let asker = container_id(2);
+        let name = "9.1.16.172.in-addr.arpa";
+        match records.lookup(Asker::Container(&asker), name, QueryKind::Ptr, &mut rand::rng()) {
+            Outcome::Pointer { target, .. } => target,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(ptr(&records), "newest.front2.");
+    assert_eq!(a(&records, 1, "other.front2"), Some(vec![ip("172.16.1.2")]));
+    assert_eq!(a(&records, 1, "other.front"), None);
+    records.remove(&newest);
+    assert_eq!(ptr(&records), "oldest.front.");
+    assert_eq!(a(&records, 1, "other.front"), Some(vec![ip("172.16.1.2")]));
+    assert!(records.list(None).iter().all(|row| row.network_name == "front"));
+}
+
+/// The pools of the random registrations: few, so that names, addresses and networks
+/// collide.
+const CONTAINERS: u8 = 6;
+const NAMES: [&str; 4] = ["alpha", "beta", "Web", "db"];
+const NETWORK_NAMES: [&str; 4] = ["front", "back", "FRONT", "x.y"];
+
+fn random_registration(rng: &mut StdRng, n: u8) -> Registration {
+    let pick = |rng: &mut StdRng, pool: &[&str]| (*pool.choose(rng).unwrap()).to_owned();
+    let some = |rng: &mut StdRng, max| rng.random_range(0..=max);
+    let mut request = RegistrationRequest {
+        container_id: id(n),
+        name: pick(rng, &NAMES),
+        hostname: if rng.random_bool(0.5) { pick(rng, &NAMES) } else { String::new() },
+        netns_path: format!("/run/test/{n}"),
+        ..RegistrationRequest::default()
+    };
+    for upstream in ["10.0.0.53", "10.0.0.54:5353"] {
+        if rng.random_bool(0.3) {
+            request.upstreams.push(upstream.to_owned());
+        }
+    }
+    for _ in 0..some(rng, 2) {
+        let target = id(rng.random_range(1..=CONTAINERS + 1));
+        request.link_aliases.push((pick(rng, &NAMES), target));
+    }
+    for network in ["n0", "n1", "n2"] {
+        if rng.random_bool(0.4) {
+            continue;
+        }
+        let aliases = (0..some(rng, 2)).map(|_| pick(rng, &NAMES)).collect();
+        request.endpoints.push(EndpointRequest {
+            network_id: format!("id-{network}"),
+            network_name: pick(rng, &NETWORK_NAMES),
+            address: format!("10.0.0.{}", rng.random_range(1..=4)),
+            aliases,
+            internal: rng.random_bool(0.2),
+        });
+    }
+    // The endpoint order is the container's search order.
+    request.endpoints.shuffle(rng);
+    Registration::parse(&request).unwrap()
+}
+
+/// Every name of the pools, bare and on each network, the short ids, a few reverse
+/// names, and strangers.
+fn query_names() -> Vec<String> {
+    let mut queries = vec!["nosuch".to_owned(), "example.org.".to_owned()];
+    for name in NAMES {
+        queries.push(name.to_owned());
+        queries.extend(["front", "back", "x.y"].map(|network| format!("{name}.{network}")));
+    }
+    queries.extend((1..=CONTAINERS).map(|n| id(n)[..12].to_owned()));
+    queries.extend((1..=4).map(|host| format!("{host}.0.0.10.in-addr.arpa")));
+    queries
+}
+
+/// The kinds worth asking: PTR of a name that is not a reverse one takes the path of
+/// `Other`, and the pools give no container anything like a reverse name.
+fn kinds(query: &str) -> &'static [QueryKind] {
+    if query.ends_with(".arpa") { &[QueryKind::Ptr] } else { &[QueryKind::A, QueryKind::Other] }
+}
+
+/// What one asker sees: whether it is registered, forwards and to where, then the
+/// outcome of each query of each kind (shuffled addresses sorted).
+#[derive(Debug, PartialEq)]
+struct View {
+    registered: bool,
+    forwards: bool,
+    upstreams: Vec<Upstream>,
+    outcomes: Vec<(usize, QueryKind, Outcome)>,
+}
+
+/// Everything a query can observe: the listing, then each asker's view.
+fn observe(records: &Records, queries: &[String]) -> (Vec<RecordRow>, Vec<View>) {
+    let ids: Vec<ContainerId> = (1..=CONTAINERS).map(container_id).collect();
+    let askers = ids.iter().map(Asker::Container).chain([Asker::Host]);
+    let view = |asker| {
+        let mut outcomes = Vec::new();
+        for (index, query) in queries.iter().enumerate() {
+            for &kind in kinds(query) {
+                let mut outcome = records.lookup(asker, query, kind, &mut rand::rng());
+                if let Outcome::Addresses { addresses, .. } = &mut outcome {
+                    addresses.sort();
+                }
+                outcomes.push((index, kind, outcome));
+            }
+        }
+        View {
+            registered: matches!(asker, Asker::Container(id) if records.is_registered(id)),
+            forwards: records.forwards(asker),
+            upstreams: records.upstreams(asker).to_vec(),
+            outcomes,
+        }
+    };
+    (records.list(None), askers.map(view).collect())
+}
+
+/// Random registrations, re-registrations with other names, aliases, addresses,
+/// networks and links, and deregistrations: the tables kept up to date change by change
+/// answer exactly like tables built from the registrations of the moment, in any order.
+#[test]
+fn changes_applied_one_by_one_answer_like_a_fresh_build() {
+    let mut rng = StdRng::seed_from_u64(20);
+    let queries = query_names();
+    let mut current: BTreeMap<ContainerId, Registration> = BTreeMap::new();
+    let mut records = Records::default();
+    for step in 0..2000 {
+        let n = rng.random_range(1..=CONTAINERS);
+        let old = current.remove(&container_id(n));
+        if let Some(old) = &old {
+            records.remove(old);
+        }
+        if old.is_none() || rng.random_bool(0.7) {
+            let registration = random_registration(&mut rng, n);
+            records.insert(&registration);
+            current.insert(registration.container_id.clone(), registration);
+        }
+        let built = Records::build(current.values());
+        // Not seen by queries: no table outlives its last member.
+        assert_eq!(records.all_networks, built.all_networks, "step {step}");
+        let (rows, views) = observe(&built, &queries);
+        let (got_rows, got_views) = observe(&records, &queries);
+        assert_eq!(got_rows, rows, "step {step}: {current:#?}");
+        for (asker, (got, expected)) in got_views.iter().zip(&views).enumerate() {
+            assert_eq!(got, expected, "step {step}, asker {asker}: {current:#?}");
+        }
+        if step % 16 == 0 {
+            let reversed = observe(&Records::build(current.values().rev()), &queries);
+            assert_eq!(reversed, (rows, views), "step {step}: the order of registration shows");
+        }
+    }
 }
