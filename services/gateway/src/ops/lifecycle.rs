@@ -251,7 +251,11 @@ impl Gateway {
     }
 
     /// Creates (or confirms) the veth pair of attachment `index`, if it holds an address.
-    pub(super) async fn ensure_endpoint(&self, record: &ContainerRecord, index: usize) -> Result<()> {
+    pub(super) async fn ensure_endpoint(
+        &self,
+        record: &ContainerRecord,
+        index: usize,
+    ) -> Result<()> {
         let attachment = &record.attachments[index];
         let Some(lease) = &attachment.lease else { return Ok(()) };
         retry(
