@@ -238,7 +238,7 @@ impl Gateway {
 
     pub(super) async fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {
         match leftover {
-            Leftover::Pool { id } => self.delete_pool(id).await,
+            Leftover::Pool { id } => self.delete_pool(id).await?,
             Leftover::Address { pool_id, owner, .. } => {
                 let request =
                     ipam::ReleaseRequest { pool_id: pool_id.clone(), owner: owner.clone() };
@@ -261,11 +261,11 @@ impl Gateway {
                 })
                 .await?;
             }
-            Leftover::Bridge { network_id, .. } => self.delete_bridge(network_id).await,
+            Leftover::Bridge { network_id, .. } => self.delete_bridge(network_id).await?,
             Leftover::DnsNames { container_id } => self.deregister_names(container_id).await?,
             Leftover::HostsFiles { container_id } => self.forget_files(container_id).await?,
             Leftover::PublishedPorts { container_id } => self.unpublish(container_id).await?,
-            Leftover::FirewallRules { network_id } => self.delete_firewall(network_id).await,
+            Leftover::FirewallRules { network_id } => self.delete_firewall(network_id).await?,
             Leftover::DeadProcess { container_id, .. } => {
                 let _guard = self.lock_container(container_id).await;
                 let record = self.reload(container_id)?;

@@ -2,6 +2,7 @@
 //! exist.
 
 use cnet_proto::{bridge::v1 as bridge, ipam::v1 as ipam};
+use tonic::Status;
 
 use super::Gateway;
 use crate::{
@@ -91,7 +92,7 @@ impl Gateway {
             created: now(),
         };
         if let Err(error) = self.ensure_bridge(&record).await {
-            self.delete_pool(&id).await;
+            self.undo_create(&id, false).await;
             return Err(error);
         }
         let recorded = match self.ensure_firewall(&record).await {
@@ -99,9 +100,7 @@ impl Gateway {
             Err(error) => Err(error),
         };
         if let Err(error) = recorded {
-            self.delete_firewall(&id).await;
-            self.delete_bridge(&id).await;
-            self.delete_pool(&id).await;
+            self.undo_create(&id, true).await;
             return Err(error);
         }
         tracing::info!(network = %record.name, id = %names::short_id(&id), subnet = %record.subnet, "network created");
@@ -125,27 +124,38 @@ impl Gateway {
         Ok(())
     }
 
-    /// Best-effort cleanup; failures are logged and left to reconciliation.
-    pub(super) async fn delete_pool(&self, id: &str) {
-        let request = ipam::DeletePoolRequest { id: id.to_owned(), force: true };
-        let deleted =
-            retry("delete address pool", &self.backends.ipam, request, |mut c, m| async move {
-                c.delete_pool(m).await
-            });
-        if let Err(status) = deleted.await {
-            tracing::warn!(pool = id, %status, "delete pool failed");
+    /// Best effort: what cannot be undone now is drift, which reconciliation removes.
+    async fn undo_create(&self, id: &str, made_bridge: bool) {
+        let mut undone = Vec::new();
+        if made_bridge {
+            undone.push(("firewall rules", self.delete_firewall(id).await));
+            undone.push(("bridge", self.delete_bridge(id).await));
+        }
+        undone.push(("address pool", self.delete_pool(id).await));
+        for (what, result) in undone {
+            if let Err(status) = result {
+                tracing::warn!(network = id, %status, "could not remove the {what} of a network not made");
+            }
         }
     }
 
-    pub(super) async fn delete_bridge(&self, id: &str) {
+    /// Deletes the network's address pool, with its allocations.
+    pub(super) async fn delete_pool(&self, id: &str) -> Result<(), Status> {
+        let request = ipam::DeletePoolRequest { id: id.to_owned(), force: true };
+        retry("delete address pool", &self.backends.ipam, request, |mut c, m| async move {
+            c.delete_pool(m).await
+        })
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn delete_bridge(&self, id: &str) -> Result<(), Status> {
         let request = bridge::DeleteBridgeRequest { network_id: id.to_owned() };
-        let deleted =
-            retry("delete bridge", &self.backends.bridge, request, |mut c, m| async move {
-                c.delete_bridge(m).await
-            });
-        if let Err(status) = deleted.await {
-            tracing::warn!(network = id, %status, "delete bridge failed");
-        }
+        retry("delete bridge", &self.backends.bridge, request, |mut c, m| async move {
+            c.delete_bridge(m).await
+        })
+        .await
+        .map(drop)
     }
 
     #[tracing::instrument(name = "remove network", skip_all, fields(network = reference))]
@@ -187,21 +197,12 @@ impl Gateway {
     }
 
     async fn remove_network_locked(&self, network: NetworkRecord) -> Result<NetworkRecord> {
-        self.delete_firewall(&network.id).await;
-        retry(
-            "delete bridge",
-            &self.backends.bridge,
-            bridge::DeleteBridgeRequest { network_id: network.id.clone() },
-            |mut c, m| async move { c.delete_bridge(m).await },
-        )
-        .await?;
-        retry(
-            "delete address pool",
-            &self.backends.ipam,
-            ipam::DeletePoolRequest { id: network.id.clone(), force: true },
-            |mut c, m| async move { c.delete_pool(m).await },
-        )
-        .await?;
+        if let Err(status) = self.delete_firewall(&network.id).await {
+            // Left to reconciliation: rules of a network without a record are drift.
+            tracing::warn!(network = %network.id, %status, "removing firewall rules failed");
+        }
+        self.delete_bridge(&network.id).await?;
+        self.delete_pool(&network.id).await?;
         self.records.delete_network(&network.id).await?;
         tracing::info!(network = %network.name, "network removed");
         Ok(network)

@@ -2,7 +2,7 @@
 //! isolation, `--internal`) and each running container's published ports.
 
 use cnet_proto::nat::v1 as nat;
-use tonic::Code;
+use tonic::{Code, Status};
 
 use super::Gateway;
 use crate::{
@@ -27,16 +27,13 @@ impl Gateway {
         Ok(())
     }
 
-    /// Best-effort; leftovers are removed by reconciliation.
-    pub(super) async fn delete_firewall(&self, network_id: &str) {
+    pub(super) async fn delete_firewall(&self, network_id: &str) -> Result<(), Status> {
         let request = nat::DeleteNetworkRequest { network_id: network_id.to_owned(), force: true };
-        let deleted =
-            retry("remove firewall rules", &self.backends.nat, request, |mut c, m| async move {
-                c.delete_network(m).await
-            });
-        if let Err(status) = deleted.await {
-            tracing::warn!(network = network_id, %status, "removing firewall rules failed");
-        }
+        retry("remove firewall rules", &self.backends.nat, request, |mut c, m| async move {
+            c.delete_network(m).await
+        })
+        .await
+        .map(drop)
     }
 
     /// Publishes the container's ports on its first network; nothing without `-p`.
