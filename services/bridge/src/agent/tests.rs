@@ -228,3 +228,34 @@ async fn host_prefixes_leave_out_our_bridges() {
     let prefixes: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
     assert_eq!(prefixes, ["10.1.2.0/24", "172.17.0.0/16", "192.168.1.0/24"]);
 }
+
+#[tokio::test]
+async fn the_endpoint_index_follows_every_change_and_a_restart() {
+    let setup = Setup::new();
+    network_and_sandbox(&setup).await;
+    setup.agent.ensure_sandbox("c2".parse().unwrap(), None).await.unwrap();
+    let first = setup.agent.ensure_endpoint(endpoint("c1", "172.16.1.2/16")).await.unwrap();
+    let second = setup.agent.ensure_endpoint(endpoint("c2", "172.16.1.3/16")).await.unwrap();
+    let (c1, c2) = ("c1".parse().unwrap(), "c2".parse().unwrap());
+
+    setup.agent.delete_sandbox(&c1).await.unwrap();
+    let records = &setup.agent.records;
+    assert_eq!(records.endpoints_in_sandbox(&c1), []);
+    assert_eq!(records.endpoints_in_sandbox(&c2), [second.clone()]);
+    assert_eq!(records.endpoints_on_network(&"n1".parse().unwrap()), [second.clone()]);
+    assert_eq!(records.endpoint_with_host_ifname(&first.host_ifname), None);
+
+    // The index is rebuilt from the store: the same answers after a restart, and a name
+    // freed by the deletion can be taken again.
+    let Setup { dir, agent } = setup;
+    drop(agent);
+    let restarted = Setup::open(dir.path());
+    assert_eq!(restarted.records.endpoints(), [second.clone()]);
+    assert_eq!(restarted.records.endpoint_with_host_ifname(&second.host_ifname), Some(second));
+    // (A fresh fake kernel: the bridge is made again from its record.)
+    restarted.ensure_bridge(bridge("n1", "br-n1")).await.unwrap();
+    restarted.ensure_sandbox(c1.clone(), None).await.unwrap();
+    let again = restarted.ensure_endpoint(endpoint("c1", "172.16.1.2/16")).await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(restarted.records.endpoints_in_sandbox(&c1), [first]);
+}
