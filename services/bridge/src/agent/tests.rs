@@ -241,8 +241,8 @@ async fn the_endpoint_index_follows_every_change_and_a_restart() {
     setup.agent.delete_sandbox(&c1).await.unwrap();
     let records = &setup.agent.records;
     assert_eq!(records.endpoints_in_sandbox(&c1), []);
-    assert_eq!(records.endpoints_in_sandbox(&c2), [second.clone()]);
-    assert_eq!(records.endpoints_on_network(&"n1".parse().unwrap()), [second.clone()]);
+    assert_eq!(records.endpoints_in_sandbox(&c2), std::slice::from_ref(&second));
+    assert_eq!(records.endpoints_on_network(&"n1".parse().unwrap()), std::slice::from_ref(&second));
     assert_eq!(records.endpoint_with_host_ifname(&first.host_ifname), None);
 
     // The index is rebuilt from the store: the same answers after a restart, and a name
@@ -250,7 +250,7 @@ async fn the_endpoint_index_follows_every_change_and_a_restart() {
     let Setup { dir, agent } = setup;
     drop(agent);
     let restarted = Setup::open(dir.path());
-    assert_eq!(restarted.records.endpoints(), [second.clone()]);
+    assert_eq!(restarted.records.endpoints(), std::slice::from_ref(&second));
     assert_eq!(restarted.records.endpoint_with_host_ifname(&second.host_ifname), Some(second));
     // (A fresh fake kernel: the bridge is made again from its record.)
     restarted.ensure_bridge(bridge("n1", "br-n1")).await.unwrap();
