@@ -61,19 +61,16 @@ impl Gateway {
             static_ip,
             lease: None,
         });
-        if record.is_running() {
-            let index = record.attachments.len() - 1;
-            let lease = self.lease(&record, index).await?;
-            record.attachments[index].lease = Some(lease);
-            let plumbed = self.plug(&record, index).await;
-            if let Err(error) = plumbed {
-                self.unplug(&record.id, &network.id).await;
-                return Err(error);
+        let connected = async {
+            if record.is_running() {
+                self.plug(&mut record).await?;
             }
-        }
-        if let Err(error) = self.records.put_container(&record).await {
-            self.unplug(&record.id, &network.id).await;
-            return Err(error.into());
+            self.records.put_container(&record).await.map_err(Error::from)
+        };
+        if let Err(error) = connected.await {
+            record.attachments.pop();
+            self.undo_plug(&record, &network.id).await;
+            return Err(error);
         }
         tracing::info!(container = %record.name, network = %network.name, "connected");
         Ok(record)
@@ -112,16 +109,44 @@ impl Gateway {
     /// attachments (after a disconnect, another interface may now carry the default
     /// route).
     async fn replumb(&self, record: &ContainerRecord) -> Result<()> {
-        let netns_path = self.plumb(record).await?;
-        self.announce(record, &netns_path).await
+        let netns_path = self.ensure_sandbox(record.sandbox_id()).await?;
+        let (plumbed, announced) =
+            tokio::join!(self.ensure_endpoints(record), self.announce(record, &netns_path));
+        plumbed?;
+        announced
     }
 
-    /// Gives a running container attachment `index`'s interface; the others are
-    /// already in place.
-    async fn plug(&self, record: &ContainerRecord, index: usize) -> Result<()> {
-        let netns_path = self.ensure_sandbox(record).await?;
-        self.ensure_endpoint(record, index).await?;
-        self.announce(record, &netns_path).await
+    /// Gives a running container the interface of its last attachment (the others are
+    /// already in place) and tells dns and hosts. No step waits for one it does not
+    /// need: the namespace is confirmed while the address is leased, and the interface
+    /// made while dns and hosts learn the address.
+    async fn plug(&self, record: &mut ContainerRecord) -> Result<()> {
+        let index = record.attachments.len() - 1;
+        let (lease, netns_path) =
+            tokio::join!(self.lease(record, index), self.ensure_sandbox(record.sandbox_id()));
+        record.attachments[index].lease = Some(lease?);
+        let netns_path = netns_path?;
+        let (plugged, announced) =
+            tokio::join!(self.ensure_endpoint(record, index), self.announce(record, &netns_path));
+        plugged?;
+        announced
+    }
+
+    /// Takes back a connect that failed part-way: `network_id`'s interface and address
+    /// go, and dns and hosts are told the container's networks as they are in `record`
+    /// again. Best effort, like [`Self::unplug`]: reconciliation repairs what is left.
+    async fn undo_plug(&self, record: &ContainerRecord, network_id: &str) {
+        self.unplug(&record.id, network_id).await;
+        if !record.is_running() {
+            return;
+        }
+        let announced = async {
+            let netns_path = self.ensure_sandbox(record.sandbox_id()).await?;
+            self.announce(record, &netns_path).await
+        };
+        if let Err(error) = announced.await {
+            tracing::warn!(container = %record.name, network = network_id, %error, "names and files not reset");
+        }
     }
 
     /// Tells the dns and hosts services about the container's networks, both at once.

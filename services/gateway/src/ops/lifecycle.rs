@@ -81,18 +81,28 @@ impl Gateway {
         let (netns, uts, hostname, shared_files) = match &record.mode {
             NetworkMode::Bridge | NetworkMode::None => {
                 record.link_env = self.resolve_links(&record)?;
-                for index in 0..record.attachments.len() {
-                    let lease = self.lease(&record, index).await?;
-                    leased.push(record.attachments[index].network_id.clone());
-                    record.attachments[index].lease = Some(lease);
-                }
-                netns_path = self.plumb(&record).await?;
-                // Three services, three flushes: overlapped, not one after another.
-                let (published, registered, written) = tokio::join!(
+                // No step waits for one it does not need: the namespace is made while the
+                // addresses are leased, and the veths while the ports, names and files
+                // (which need only the addresses and the namespace) are set up.
+                let sandbox_id = record.sandbox_id().to_owned();
+                let leases = async {
+                    for index in 0..record.attachments.len() {
+                        let lease = self.lease(&record, index).await?;
+                        leased.push(record.attachments[index].network_id.clone());
+                        record.attachments[index].lease = Some(lease);
+                    }
+                    Ok::<_, Error>(())
+                };
+                let (leases, sandbox) = tokio::join!(leases, self.ensure_sandbox(&sandbox_id));
+                leases?;
+                netns_path = sandbox?;
+                let (plumbed, published, registered, written) = tokio::join!(
+                    self.ensure_endpoints(&record),
                     self.publish(&record),
                     self.register_names(&record, &netns_path),
                     self.put_files(&record, true),
                 );
+                plumbed?;
                 record.port_bindings = published?;
                 registered?;
                 mounted = written?;
@@ -228,26 +238,30 @@ impl Gateway {
     /// Creates (or confirms) the sandbox and one endpoint per leased attachment.
     #[tracing::instrument(name = "create sandbox and veths", skip_all, fields(container = %record.name))]
     pub(super) async fn plumb(&self, record: &ContainerRecord) -> Result<PathBuf> {
-        let netns_path = self.ensure_sandbox(record).await?;
-        for index in 0..record.attachments.len() {
-            self.ensure_endpoint(record, index).await?;
-        }
+        let netns_path = self.ensure_sandbox(record.sandbox_id()).await?;
+        self.ensure_endpoints(record).await?;
         Ok(netns_path)
     }
 
-    /// Creates (or confirms) the container's network namespace and returns its path.
-    pub(super) async fn ensure_sandbox(&self, record: &ContainerRecord) -> Result<PathBuf> {
+    /// Creates (or confirms) the network namespace `sandbox_id` and returns its path.
+    pub(super) async fn ensure_sandbox(&self, sandbox_id: &str) -> Result<PathBuf> {
         let sandbox = retry(
             "create network namespace",
             &self.backends.bridge,
-            bridge::EnsureSandboxRequest {
-                id: record.sandbox_id().to_owned(),
-                netns_path: String::new(),
-            },
+            bridge::EnsureSandboxRequest { id: sandbox_id.to_owned(), netns_path: String::new() },
             |mut c, m| async move { c.ensure_sandbox(m).await },
         )
         .await?;
         Ok(PathBuf::from(sandbox.netns_path))
+    }
+
+    /// Creates (or confirms) the veth pair of every attachment holding an address; the
+    /// sandbox must exist.
+    pub(super) async fn ensure_endpoints(&self, record: &ContainerRecord) -> Result<()> {
+        for index in 0..record.attachments.len() {
+            self.ensure_endpoint(record, index).await?;
+        }
+        Ok(())
     }
 
     /// Creates (or confirms) the veth pair of attachment `index`, if it holds an address.
