@@ -306,6 +306,38 @@ fn invalid_input_is_refused_and_creates_nothing() {
     });
 }
 
+/// Nothing of the agent's keeps a deleted sandbox's namespace alive (it works inside
+/// sandboxes over a kept connection), and a sandbox made again under the same id is a new
+/// namespace that its endpoint goes into.
+#[test]
+fn a_deleted_sandbox_lets_its_namespace_go_and_a_new_one_takes_its_place() {
+    isolated(|root| async move {
+        let agent = Agent::start(&root).await;
+        let mut client = agent.client.clone();
+        client.ensure_bridge(bridge_request()).await.unwrap();
+        let first = client.ensure_sandbox(sandbox_request("c1")).await.unwrap().into_inner();
+        client.ensure_endpoint(endpoint_request("c1", "172.16.1.2/16")).await.unwrap();
+        // A veth pair of the test's own with one end in the sandbox: the kernel deletes
+        // the pair when the namespace goes, and only then.
+        sh(&format!("ip link add probe0 type veth peer name probe1 netns {}", first.netns_path));
+
+        client.delete_sandbox(pb::DeleteSandboxRequest { id: "c1".into() }).await.unwrap();
+        let mut waited = 0;
+        while link_names(&ip(&["link"])).contains(&"probe0".to_owned()) {
+            assert!(waited < 100, "the deleted sandbox's namespace is still alive after 5 s");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            waited += 1;
+        }
+
+        let again = client.ensure_sandbox(sandbox_request("c1")).await.unwrap().into_inner();
+        assert_eq!(again.netns_path, first.netns_path);
+        client.ensure_endpoint(endpoint_request("c1", "172.16.1.3/16")).await.unwrap();
+        let eth0 = ip_in(&again.netns_path, &["addr", "show", "eth0"]);
+        assert_eq!(addresses(&eth0), ["172.16.1.3/16"]);
+        agent.stop().await;
+    });
+}
+
 #[test]
 fn foreign_names_are_refused_and_failures_leave_nothing() {
     isolated(|root| async move {

@@ -1,12 +1,13 @@
 //! The real [`Kernel`]: rtnetlink on a long-lived connection in the agent's namespace,
-//! plus a short-lived connection per call for work inside a sandbox (see [`netns`]).
+//! plus a connection into the sandbox being worked on (see [`netns`] and [`Inside`]).
 
 use std::{
     fs::File,
     io,
     net::{IpAddr, Ipv4Addr},
-    os::fd::AsRawFd,
-    path::Path,
+    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    path::{Path, PathBuf},
+    sync::Mutex,
 };
 
 use futures::TryStreamExt;
@@ -31,6 +32,25 @@ use crate::domain::{
 
 pub struct Netlink {
     handle: Handle,
+    inside: Mutex<Option<Inside>>,
+}
+
+/// The connection into the sandbox entered last, kept for the next call: an attach
+/// enters one sandbox two or three times in a row (loopback up, look, configure), and
+/// each new connection costs a thread that enters the namespace. It is dropped when that
+/// sandbox is deleted (a socket inside keeps the namespace alive), replaced by the next
+/// sandbox's, and checked against the namespace's identity, so a namespace made anew at
+/// the same path is never confused with the old one.
+struct Inside {
+    path: PathBuf,
+    namespace: (u64, u64),
+    handle: Handle,
+}
+
+/// (device, inode) of the namespace file at `path`: the namespace's identity.
+fn namespace_id(path: &Path) -> io::Result<(u64, u64)> {
+    let metadata = std::fs::metadata(path)?;
+    Ok((metadata.dev(), metadata.ino()))
 }
 
 impl Netlink {
@@ -40,7 +60,30 @@ impl Netlink {
         let (connection, handle, _) = rtnetlink::new_connection()
             .map_err(|error| KernelError::new("open a netlink socket", error))?;
         tokio::spawn(connection);
-        Ok(Self { handle })
+        Ok(Self { handle, inside: Mutex::new(None) })
+    }
+
+    /// A connection that works inside the namespace at `path`.
+    async fn enter(&self, path: &Path) -> io::Result<Handle> {
+        let namespace = namespace_id(path)?;
+        if let Some(inside) = &*self.inside.lock().expect("not poisoned")
+            && inside.path == path
+            && inside.namespace == namespace
+        {
+            return Ok(inside.handle.clone());
+        }
+        let handle = netns::connect(path).await?;
+        let inside = Inside { path: path.to_owned(), namespace, handle: handle.clone() };
+        *self.inside.lock().expect("not poisoned") = Some(inside);
+        Ok(handle)
+    }
+
+    /// Drops the kept connection if it is into `path`.
+    fn leave(&self, path: &Path) {
+        let mut inside = self.inside.lock().expect("not poisoned");
+        if inside.as_ref().is_some_and(|inside| inside.path == path) {
+            *inside = None;
+        }
     }
 
     async fn settle_bridge(&self, bridge: &Bridge, index: u32) -> Result<()> {
@@ -75,12 +118,12 @@ impl Netlink {
     async fn configure_endpoint(&self, endpoint: &Endpoint, netns_path: &Path) -> Result<()> {
         let id = endpoint.id.as_str();
         let op = |what: &str| format!("endpoint {id:?}: {what}");
-        let host_index = index_of(&self.handle, endpoint.host_ifname.as_str()).await?;
-        let host_end = LinkUnspec::new_with_index(host_index).alias(endpoint.alias()).up();
-        let request = self.handle.link().set(host_end.build());
+        let host_end = LinkUnspec::new_with_name(endpoint.host_ifname.as_str());
+        let request = self.handle.link().set(host_end.alias(endpoint.alias()).up().build());
         request.execute().await.map_err(nl(op("mark and set up the host end")))?;
 
-        let inside = netns::connect(netns_path)
+        let inside = self
+            .enter(netns_path)
             .await
             .map_err(|error| KernelError::new(op("enter sandbox"), error))?;
         let index = index_of(&inside, endpoint.ifname.as_str()).await?;
@@ -148,13 +191,13 @@ impl Kernel for Netlink {
         let op = || format!("create namespace {}", path.display());
         netns::create(path).await.map_err(|error| KernelError::new(op(), error))?;
         let loopback_up = async {
-            let inside =
-                netns::connect(path).await.map_err(|error| KernelError::new(op(), error))?;
+            let inside = self.enter(path).await.map_err(|error| KernelError::new(op(), error))?;
             let index = index_of(&inside, "lo").await?;
             let up = LinkUnspec::new_with_index(index).up().build();
             inside.link().set(up).execute().await.map_err(nl(format!("{}: set lo up", op())))
         };
         if let Err(error) = loopback_up.await {
+            self.leave(path);
             let _ = netns::remove(path);
             return Err(error);
         }
@@ -162,6 +205,7 @@ impl Kernel for Netlink {
     }
 
     async fn delete_netns(&self, path: &Path) -> Result<()> {
+        self.leave(path);
         netns::remove(path).map_err(|error| {
             KernelError::new(format!("delete namespace {}", path.display()), error)
         })
@@ -177,7 +221,7 @@ impl Kernel for Netlink {
         let bridge_index = find_link(&self.handle, bridge.as_str()).await?.map(|link| link.index);
         let mut peer = None;
         if netns::is_netns(netns) {
-            let inside = netns::connect(netns).await.map_err(|error| {
+            let inside = self.enter(netns).await.map_err(|error| {
                 KernelError::new(format!("enter namespace {}", netns.display()), error)
             })?;
             if let Some(link) = find_link(&inside, endpoint.ifname.as_str()).await? {
@@ -228,6 +272,8 @@ impl Kernel for Netlink {
         request.execute().await.map_err(nl(format!("endpoint {id:?}: create veth {host:?}")))?;
         let configured = self.configure_endpoint(endpoint, netns).await;
         if configured.is_err() {
+            // The connection may be what failed: the next call makes a new one.
+            self.leave(netns);
             // Deleting one end deletes both, wherever the other end has got to.
             if let Err(error) = self.delete_link(host).await {
                 tracing::warn!(%error, iface = host, "could not undo a half-made endpoint");
