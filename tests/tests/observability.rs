@@ -209,8 +209,14 @@ fn one_cnet_run_is_one_trace_across_all_services() {
     let root = spans.iter().find(|s| s.parent.is_empty()).expect("a root");
     assert_eq!((root.service.as_str(), root.name.as_str()), ("cnet-cli", "cnet run"));
     // Gateway steps are spans of their own, between the request and the backends.
-    for step in ["allocate address", "create sandbox and veths", "publish ports", "register names"]
-    {
+    let steps = [
+        "allocate address",
+        "create sandbox",
+        "create veth pair",
+        "publish ports",
+        "register names",
+    ];
+    for step in steps {
         assert!(spans.iter().any(|s| s.name == step), "no {step:?} span in {spans:#?}");
     }
 

@@ -236,7 +236,6 @@ impl Gateway {
     }
 
     /// Creates (or confirms) the sandbox and one endpoint per leased attachment.
-    #[tracing::instrument(name = "create sandbox and veths", skip_all, fields(container = %record.name))]
     pub(super) async fn plumb(&self, record: &ContainerRecord) -> Result<PathBuf> {
         let netns_path = self.ensure_sandbox(record.sandbox_id()).await?;
         self.ensure_endpoints(record).await?;
@@ -244,6 +243,7 @@ impl Gateway {
     }
 
     /// Creates (or confirms) the network namespace `sandbox_id` and returns its path.
+    #[tracing::instrument(name = "create sandbox", skip_all, fields(sandbox = sandbox_id))]
     pub(super) async fn ensure_sandbox(&self, sandbox_id: &str) -> Result<PathBuf> {
         let sandbox = retry(
             "create network namespace",
@@ -265,6 +265,7 @@ impl Gateway {
     }
 
     /// Creates (or confirms) the veth pair of attachment `index`, if it holds an address.
+    #[tracing::instrument(name = "create veth pair", skip_all, fields(container = %record.name, network = %record.attachments[index].network_id))]
     pub(super) async fn ensure_endpoint(
         &self,
         record: &ContainerRecord,
