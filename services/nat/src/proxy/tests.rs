@@ -1,5 +1,6 @@
 //! The proxies on loopback, no root needed: a TCP exchange with half-close, the port
-//! freed by stop, large streams both ways at once, a half-close from the container's
+//! freed by stop, large streams both ways at once, large transfers to slow readers ending
+//! in a half-close, BBR taken off the relay's sockets, a half-close from the container's
 //! side, many short connections in a row, a bind conflict in docker-proxy's words, UDP
 //! echo and flow expiry.
 
@@ -113,6 +114,142 @@ async fn tcp_relays_large_streams_both_ways_at_once() {
     assert_eq!(echoed.len(), sent.len());
     assert!(echoed == sent, "the stream came back changed");
     proxy.stop().await;
+}
+
+/// Writes `data` in small uneven pieces (many small segments), then half-closes.
+async fn write_in_pieces(stream: &mut (impl AsyncWriteExt + Unpin), data: &[u8]) {
+    let (mut offset, mut step) = (0, 0usize);
+    while offset < data.len() {
+        step += 1;
+        let length = (1 + step * 7_919 % 3_000).min(data.len() - offset);
+        stream.write_all(&data[offset..offset + length]).await.unwrap();
+        offset += length;
+    }
+    stream.shutdown().await.unwrap();
+}
+
+/// Reads slowly for a while (so the relay's pipe and buffers fill up and stay full),
+/// then everything to EOF.
+async fn read_slowly(stream: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buffer = vec![0; 4_096];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..100 {
+        let length = stream.read(&mut buffer).await.unwrap();
+        if length == 0 {
+            return received;
+        }
+        received.extend_from_slice(&buffer[..length]);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut received))
+        .await
+        .expect("the rest arrives")
+        .unwrap();
+    received
+}
+
+/// The bytes the proxy counted on `port` in `direction` ("in" or "out").
+fn counted(port: u16, direction: &str) -> u64 {
+    let port = port.to_string();
+    prometheus::gather()
+        .iter()
+        .filter(|family| family.name() == "cnet_nat_proxy_bytes_total")
+        .flat_map(|family| family.get_metric())
+        .filter(|metric| {
+            let label =
+                |name| metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value());
+            label("port") == Some(port.as_str()) && label("direction") == Some(direction)
+        })
+        .map(|metric| metric.get_counter().get_value() as u64)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_delivers_everything_to_slow_readers_before_the_half_close() {
+    // Each side in turn sends several MiB in small pieces and half-closes at once, while
+    // the other reads slowly: the EOF reaches the relay with much of the stream still in
+    // its pipe and socket buffers, which must all arrive, intact and in order, before the
+    // EOF is passed on. The byte counters must count every byte once.
+    let upload = pattern(8 << 20);
+    let download: Vec<u8> = pattern(9 << 20).into_iter().map(|byte| byte.rotate_left(3)).collect();
+    let listener = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+    let SocketAddr::V4(upstream) = listener.local_addr().unwrap() else { unreachable!() };
+    let container = tokio::spawn({
+        let download = download.clone();
+        async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let uploaded = read_slowly(&mut stream).await;
+            write_in_pieces(&mut stream, &download).await;
+            uploaded
+        }
+    });
+    let port = free_port();
+    let proxy = Proxy::start(bind(&binding(port, Protocol::Tcp)).unwrap(), upstream, SETTINGS);
+
+    let mut stream = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut read, mut write) = stream.split();
+    let (downloaded, ()) =
+        tokio::join!(read_slowly(&mut read), write_in_pieces(&mut write, &upload));
+    let uploaded = tokio::time::timeout(Duration::from_secs(60), container)
+        .await
+        .expect("the container read to its EOF")
+        .unwrap();
+    assert_eq!(uploaded.len(), upload.len());
+    assert!(uploaded == upload, "the upload arrived changed");
+    assert_eq!(downloaded.len(), download.len());
+    assert!(downloaded == download, "the download arrived changed");
+    assert_eq!(counted(port, "in"), upload.len() as u64);
+    assert_eq!(counted(port, "out"), download.len() as u64);
+    proxy.stop().await;
+}
+
+/// A socket's congestion control, and setting it (false if the kernel refuses).
+fn congestion(socket: &impl std::os::fd::AsRawFd) -> String {
+    let mut name = [0u8; 16];
+    let mut length = name.len() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `length` bytes into `name`.
+    let got = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_mut_ptr().cast(),
+            &mut length,
+        )
+    };
+    assert_eq!(got, 0, "{}", std::io::Error::last_os_error());
+    String::from_utf8_lossy(&name[..length as usize]).trim_end_matches('\0').to_owned()
+}
+
+fn set_congestion(socket: &impl std::os::fd::AsRawFd, algorithm: &str) -> bool {
+    // SAFETY: setsockopt reads `algorithm.len()` bytes from it.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            algorithm.as_ptr().cast(),
+            algorithm.len() as libc::socklen_t,
+        ) == 0
+    }
+}
+
+#[test]
+fn unpaced_takes_bbr_off_and_leaves_other_algorithms() {
+    use std::os::fd::AsRawFd;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    assert!(set_congestion(&socket, "reno"));
+    tcp::unpaced(socket.as_raw_fd());
+    assert_eq!(congestion(&socket), "reno", "an algorithm other than BBR is left alone");
+    // BBR may not be built into the kernel (or allowed to this user): nothing to check.
+    if set_congestion(&socket, "bbr") {
+        tcp::unpaced(socket.as_raw_fd());
+        let now = congestion(&socket);
+        assert!(now == "cubic" || now == "reno", "still {now}");
+    }
 }
 
 #[tokio::test]
