@@ -40,6 +40,13 @@
 #                       was under this % busy for a second; what was seen is recorded
 #   OTHER_MAX=0.15      a run during which other work (not our namespace, not the client)
 #   RETRIES=2           took more cores than this is run again, at most RETRIES times
+#   CC=reno             TCP congestion control of the namespaces ("host": leave the
+#                       host's default). Reno by default so that "% of direct" measures
+#                       the relay's overhead: where the default is BBR without an fq
+#                       qdisc, each socket paces itself with a timer, and a relayed path
+#                       (two connections) is paced twice where the direct one is paced
+#                       once. (A child namespace may only choose an algorithm the host
+#                       allows to unprivileged users, which Reno always is.)
 #   RESULTS=bench/results/ports.json   where the JSON goes
 #   MARKDOWN=BENCHMARKS.md             whose port table is rewritten ("" for none)
 #   CNET_BIN_DIR=...    use these cnet binaries instead of building them
@@ -56,6 +63,7 @@ QUIET_BUSY=${QUIET_BUSY:-15}
 QUIET_WAIT=${QUIET_WAIT:-60}
 OTHER_MAX=${OTHER_MAX:-0.15}
 RETRIES=${RETRIES:-2}
+CC=${CC:-reno}
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS=${RESULTS:-$REPO/bench/results/ports.json}
@@ -141,6 +149,7 @@ setup_cluster() {
     echo "nameserver 127.0.0.1" >"$WORK/upstream-resolv.conf"
     echo "nameserver 127.0.0.1" >"$WORK/host-resolv.conf"
     nsx 10 ip link set lo up
+    [[ $CC == host ]] || nsx 10 sysctl -qw net.ipv4.tcp_congestion_control="$CC"
     cnet_cli up -d >/dev/null
     # A non-loopback address of the "host", as tests/tests/nat.rs makes one.
     nsx 10 sh -ec "ip link add hostnic type bridge; ip addr add $HOSTNIC/24 dev hostnic
@@ -504,6 +513,7 @@ mem_snapshot after_rounds
     echo "quiet_wait=$QUIET_WAIT"
     echo "other_max=$OTHER_MAX"
     echo "retries=$RETRIES"
+    echo "congestion_control=$(nsx 5 sysctl -n net.ipv4.tcp_congestion_control) (host: $(sysctl -n net.ipv4.tcp_congestion_control))"
 } >"$RAW/machine"
 
 mkdir -p "$(dirname "$RESULTS")"
@@ -795,8 +805,8 @@ def pct(x) -> str:
 lines = [
     f"Run {report['date'][:10]} on {machine.get('cpu', '?')}, {machine.get('cores')} cores, "
     f"{machine.get('os')}, kernel {machine.get('kernel')}; cnet {machine.get('cnet_commit')} "
-    f"({machine.get('cnet_profile')}); {rounds} rounds of {machine['run_seconds']} s per "
-    "path and metric; median (min–max).",
+    f"({machine.get('cnet_profile')}); TCP congestion control {machine.get('congestion_control')}; "
+    f"{rounds} rounds of {machine['run_seconds']} s per path and metric; median (min–max).",
     "",
     "| path | throughput, Gbit/s | vs direct | relay CPU s/GB | new connections/s | vs direct | p50 / p99 ms | relay CPU µs/conn |",
     "|---|---|---|---|---|---|---|---|",
