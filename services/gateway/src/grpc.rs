@@ -1,7 +1,7 @@
 //! The public gRPC API (`cnet.gateway.v1`): request checks, proto <-> record conversion,
 //! and nothing else. Only this module sees prost types.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use cnet_proto::gateway::v1::{
     self as api, container_service_server::ContainerService,
@@ -80,11 +80,12 @@ impl Api {
         }
     }
 
+    /// `name_of` gives a container's name from its id (for the links).
     fn container_message(
         &self,
         container: ContainerRecord,
         networks: &[NetworkRecord],
-        containers: &[ContainerRecord],
+        name_of: impl Fn(&str) -> Option<String>,
     ) -> api::Container {
         let files = ContainerFiles::new(&self.state_dir, &container.id);
         let endpoints = container
@@ -121,8 +122,7 @@ impl Api {
             .links
             .iter()
             .map(|link| {
-                let target = containers.iter().find(|c| c.id == link.target_id);
-                let target = target.map_or(link.target_id.as_str(), |c| c.name.as_str());
+                let target = name_of(&link.target_id).unwrap_or_else(|| link.target_id.clone());
                 format!("/{target}:/{}/{}", container.name, link.alias)
             })
             .collect();
@@ -183,8 +183,10 @@ impl Api {
         container: ContainerRecord,
     ) -> Result<Response<api::Container>, Status> {
         let networks = self.gateway.networks()?;
-        let containers = self.gateway.containers()?;
-        Ok(Response::new(self.container_message(container, &networks, &containers)))
+        // Only the link targets are looked up: listing every container here made each
+        // run, connect and inspect cost O(containers).
+        let name_of = |id: &str| self.gateway.find_container(id).ok().map(|target| target.name);
+        Ok(Response::new(self.container_message(container, &networks, name_of)))
     }
 }
 
@@ -386,10 +388,13 @@ impl ContainerService for Api {
         let all = request.get_ref().all;
         let networks = self.gateway.networks()?;
         let everything = self.gateway.containers()?;
+        let names: HashMap<&str, &str> =
+            everything.iter().map(|c| (c.id.as_str(), c.name.as_str())).collect();
+        let name_of = |id: &str| names.get(id).map(|name| (*name).to_owned());
         let mut containers: Vec<_> = everything
             .iter()
             .filter(|c| all || c.is_running())
-            .map(|c| self.container_message(c.clone(), &networks, &everything))
+            .map(|c| self.container_message(c.clone(), &networks, name_of))
             .collect();
         containers.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(Response::new(api::ListContainersResponse { containers }))
