@@ -103,3 +103,40 @@ fn remove_refuses_a_running_container_and_force_leaves_nothing() {
     let error = cluster.cnet(&["rm", "busy"]).err();
     assert!(error.contains("No such container: busy"), "{error}");
 }
+
+#[test]
+fn a_connect_that_fails_part_way_takes_back_the_names_and_files_it_gave() {
+    // dns and hosts learn of a new network while its veth pair is being made: when that
+    // fails (here the network's bridge is gone from under the bridge agent), they must
+    // forget it again, and the container keeps the networks it had.
+    let cluster = Cluster::start();
+    cluster.lab_network();
+    cluster
+        .cnet(&[
+            "network",
+            "create",
+            "--subnet",
+            "10.88.0.0/24",
+            "-o",
+            "bridge_name=br-gone",
+            "gone",
+        ])
+        .ok();
+    cluster.cnet(&["run", "-d", "--name", "web", "--network", "vswitch01"]).ok();
+    cluster.cnet(&["run", "-d", "--name", "peer", "--network", "gone"]).ok();
+    let hosts_before = cluster.cnet(&["exec", "web", "--", "cat", "/etc/hosts"]).ok();
+    cluster.sh("ip link del br-gone").ok();
+
+    let refused = cluster.cnet(&["network", "connect", "gone", "web"]).err();
+    assert!(refused.contains("br-gone") || refused.contains("bridge"), "{refused}");
+
+    let hosts_after = cluster.cnet(&["exec", "web", "--", "cat", "/etc/hosts"]).ok();
+    assert_eq!(hosts_after, hosts_before, "the hosts file shows the failed network");
+    assert!(!hosts_after.contains("10.88.0."), "{hosts_after}");
+    let resolved = cluster.cnet(&["exec", "peer", "--", "getent", "hosts", "web"]);
+    assert_ne!(resolved.code, 0, "peer still resolves web: {resolved:?}");
+    let web = cluster.api().container("web");
+    assert_eq!(web.networks.keys().collect::<Vec<_>>(), ["vswitch01"]);
+    let links = cluster.cnet(&["exec", "web", "--", "ip", "-o", "link"]).ok();
+    assert!(!links.contains("eth1"), "{links}");
+}

@@ -68,8 +68,11 @@ impl Gateway {
             self.records.put_container(&record).await.map_err(Error::from)
         };
         if let Err(error) = connected.await {
-            record.attachments.pop();
-            self.undo_plug(&record, &network.id).await;
+            let attached = record.attachments.pop().expect("pushed above");
+            // Without a lease nothing was made or told (the address was refused).
+            if attached.lease.is_some() {
+                self.undo_plug(&record, &network.id).await;
+            }
             return Err(error);
         }
         tracing::info!(container = %record.name, network = %network.name, "connected");
