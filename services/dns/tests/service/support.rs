@@ -127,9 +127,26 @@ pub fn config(root: &Path) -> Config {
     Config { server, resolv_conf: root.join("resolv.conf"), cache_size: 64, ..Config::default() }
 }
 
+/// Opens the store, waiting a little while it is still locked: the tasks of a service
+/// stopped in this process may hold it for a moment after `stop` returns (a real restart
+/// is a new process, whose predecessor's lock the kernel drops when it exits).
+async fn open_store(dir: &Path) -> Store {
+    let mut attempts = 0;
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(error) if attempts < 50 && error.to_string().contains("could not acquire lock") => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("open store: {error}"),
+        }
+    }
+}
+
 impl Service {
     pub async fn start(config: Config) -> Service {
-        let store = Store::open(&config.server.store_dir(SERVICE)).expect("open store");
+        let store = open_store(&config.server.store_dir(SERVICE)).await;
         let listeners = Listeners::bind(SERVICE, &config.server).await.expect("bind");
         let socket = config.server.socket_path(SERVICE);
         let (stop, stopped) = oneshot::channel::<()>();
