@@ -40,7 +40,8 @@ const RETRY_BUDGET: Duration = Duration::from_secs(10);
 
 /// Runs `call` with a clone of `client` and `message` until it succeeds, fails with
 /// something other than UNAVAILABLE, or the retry budget is spent. `what` names the step
-/// for the error message.
+/// for the error message. A failure of the service itself asks for a drift sweep
+/// ([`crate::ops::sweep`]), whoever the caller: an undo that failed leaves something.
 pub async fn retry<C, M, T, F, Fut>(
     what: &str,
     client: &C,
@@ -55,7 +56,7 @@ where
 {
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(50);
-    loop {
+    let status = loop {
         match call(client.clone(), message.clone()).await {
             Ok(response) => return Ok(response.into_inner()),
             Err(status)
@@ -66,11 +67,13 @@ where
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
             Err(status) if is_transient(&status) => {
-                return Err(Status::unavailable(format!("{what}: {}", status.message())));
+                break Status::unavailable(format!("{what}: {}", status.message()));
             }
-            Err(status) => return Err(status),
+            Err(status) => break status,
         }
-    }
+    };
+    crate::ops::sweep::note_failure(status.code());
+    Err(status)
 }
 
 /// UNAVAILABLE, or a connection that broke under a request (the service was killed):

@@ -31,7 +31,6 @@ impl Error {
 
 impl From<Status> for Error {
     fn from(status: Status) -> Self {
-        crate::ops::sweep::note_failure(status.code());
         Self::Backend(status)
     }
 }

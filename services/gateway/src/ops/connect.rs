@@ -178,7 +178,6 @@ impl Gateway {
         )
         .await;
         for status in [deleted.err(), released.err()].into_iter().flatten() {
-            super::sweep::note_failure(status.code());
             tracing::warn!(container = container_id, network = network_id, %status, "unplug failed");
         }
     }

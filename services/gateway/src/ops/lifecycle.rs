@@ -223,13 +223,7 @@ impl Gateway {
             |mut c, m| async move { c.allocate(m).await },
         )
         .await;
-        let status = match result {
-            Ok(allocation) => return Ok(allocation),
-            Err(status) => status,
-        };
-        // A lost reply can leave the address allocated: a sweep releases it.
-        super::sweep::note_failure(status.code());
-        Err(match status.code() {
+        result.map_err(|status| match status.code() {
             Code::ResourceExhausted => Error::Backend(tonic::Status::resource_exhausted(format!(
                 "no available IPv4 addresses on this network's address pools: {network_name} ({})",
                 attachment.network_id
@@ -339,8 +333,6 @@ impl Gateway {
             }
         }
         for status in &failures {
-            // What a failed step leaves is repaired once the services answer again.
-            super::sweep::note_failure(status.code());
             tracing::warn!(container = container_id, %status, "teardown step failed");
         }
         failures
